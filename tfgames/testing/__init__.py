@@ -1,0 +1,1 @@
+"""Test and benchmark helpers for tfgames (references, not part of the user API)."""
