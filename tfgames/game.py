@@ -1,0 +1,224 @@
+"""A differentiable game: players, their parameters and the loss each one minimises.
+
+A game with n players (Balduzzi et al., "The Mechanics of n-Player Differentiable Games",
+ICML 2018) is a set of parameter blocks w_1, ..., w_n and losses l_1(w), ..., l_n(w); player i
+controls w_i and minimises l_i. A zero-sum game has l_1 = f and l_2 = -f: the second player
+maximises f. :func:`zero_sum` writes that explicitly.
+
+:class:`Game` binds the players' variables to a zero-argument loss callable for one training
+step. Game optimizers (:mod:`tfgames.optimizers`) receive a :class:`Game` and ask it for the
+simultaneous gradient and the Jacobian-vector products (:mod:`tfgames.products`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence, Union
+
+import keras
+import tensorflow as tf
+
+from tfgames import products
+
+__all__ = ["Game", "PlayerSpec", "resolve_players", "zero_sum"]
+
+PlayerSpec = Union[keras.layers.Layer, keras.Variable, tf.Variable, Sequence]
+
+
+def zero_sum(value: tf.Tensor, *, min_player: str, max_player: str) -> dict[str, tf.Tensor]:
+    """Losses of the zero-sum game min_{w_min} max_{w_max} f: l_min = f, l_max = -f.
+
+    Args:
+      value: the scalar payoff f.
+      min_player: the player that minimises f.
+      max_player: the player that maximises f (its loss is -f).
+
+    Returns:
+      ``{min_player: f, max_player: -f}``.
+    """
+    if min_player == max_player:
+        raise ValueError(
+            "A zero-sum game needs two different players. "
+            f"Received: min_player={min_player!r}, max_player={max_player!r}."
+        )
+    return {min_player: value, max_player: -value}
+
+
+def _variables_of(name: str, spec: PlayerSpec) -> list:
+    if isinstance(spec, keras.layers.Layer):
+        if not spec.built:
+            raise ValueError(
+                f"Player {name!r}: layer {spec.name!r} is not built, so it has no variables "
+                "yet. Build it before training: give it an input shape (keras.Input) or call "
+                "it once on a batch."
+            )
+        return list(spec.trainable_variables)
+    if isinstance(spec, (keras.Variable, tf.Variable)):
+        return [spec] if getattr(spec, "trainable", True) else []
+    if isinstance(spec, (list, tuple)):
+        out: list = []
+        for item in spec:
+            out.extend(_variables_of(name, item))
+        return out
+    raise TypeError(
+        f"Player {name!r} must be a Keras layer or model, a variable, or a list of those. "
+        f"Received: an object of type {type(spec).__name__}."
+    )
+
+
+def resolve_players(players: Mapping[str, PlayerSpec]) -> dict[str, list]:
+    """``{name: layer | variable | [..]}`` -> ``{name: [trainable variables]}``, validated.
+
+    Raises:
+      ValueError: no players; a player without trainable variables; a variable owned by two
+        players; a non-float variable.
+    """
+    if not isinstance(players, Mapping) or not players:
+        raise ValueError(
+            "A game needs a non-empty mapping {player name: layer, model or variables}. "
+            f"Received: {players!r}."
+        )
+    resolved: dict[str, list] = {}
+    owner: dict[int, str] = {}
+    for name, spec in players.items():
+        if not isinstance(name, str):
+            raise TypeError(f"Player names must be strings. Received: {name!r}.")
+        variables = _variables_of(name, spec)
+        if not variables:
+            raise ValueError(
+                f"Player {name!r} has no trainable variables: it could never move. Give it "
+                "a built layer or trainable variables, or remove it from the game."
+            )
+        for v in variables:
+            dtype = tf.as_dtype(v.dtype)
+            if not dtype.is_floating:
+                raise TypeError(
+                    f"Player {name!r} owns variable {v.name!r} of dtype {dtype.name}; game "
+                    "optimizers differentiate every variable, so they must be floating "
+                    "point. Make it non-trainable or a float variable."
+                )
+            key = id(v)
+            if key in owner and owner[key] != name:
+                raise ValueError(
+                    f"Variable {v.name!r} is owned by two players, {owner[key]!r} and "
+                    f"{name!r}. Each variable must belong to exactly one player: share "
+                    "layers through a separate player or make one copy non-trainable."
+                )
+            owner[key] = name
+        resolved[name] = variables
+    return resolved
+
+
+class Game:
+    """One step's view of a game: players' variables and a callable returning their losses.
+
+    The losses are ``loss_fn() -> {player: scalar l_i}``; each player minimises its own. All
+    evaluations of one :class:`Game` reuse the same random noise when a
+    ``keras.random.SeedGenerator`` is given (its state is rewound before each re-evaluation),
+    so that xi and the Hessian-vector products of one step refer to the same sample;
+    :meth:`fresh_noise` lets the next evaluation draw new noise (e.g. for extragradient's
+    second evaluation with fresh noise).
+
+    Under a ``tf.distribute`` strategy each replica evaluates the losses on its share of the
+    global batch; ``loss_scale`` (``1 / num_replicas_in_sync``) makes the sum over replicas of
+    the per-replica gradients equal the global-batch gradient, as Keras requires.
+
+    Args:
+      players: ``{name: layer | model | variable | [variables]}`` in a fixed order.
+      loss_fn: zero-argument callable returning ``{name: scalar loss}`` with the same keys.
+      seed_generator: the generator the loss function draws its noise from, if any.
+      loss_scale: factor applied to the losses before differentiation.
+    """
+
+    def __init__(
+        self,
+        players: Mapping[str, PlayerSpec],
+        loss_fn: Callable[[], Mapping[str, tf.Tensor]],
+        *,
+        seed_generator: keras.random.SeedGenerator | None = None,
+        loss_scale: float = 1.0,
+    ) -> None:
+        self.players = resolve_players(players)
+        self.variables = [v for vs in self.players.values() for v in vs]
+        self._loss_fn = loss_fn
+        self._seed_generator = seed_generator
+        self._seed_snapshot = None
+        self.loss_scale = loss_scale
+        self.evaluations = 0
+        self.last_losses: dict[str, tf.Tensor] | None = None
+
+    @property
+    def player_names(self) -> list[str]:
+        """Player names in the game's order (the order of xi's blocks)."""
+        return list(self.players)
+
+    def fresh_noise(self) -> None:
+        """Let the next evaluation draw new noise instead of replaying this step's."""
+        self._seed_snapshot = None
+
+    def _checked_losses(self) -> dict[str, tf.Tensor]:
+        if self._seed_generator is not None:
+            state = self._seed_generator.state
+            if self._seed_snapshot is None:
+                self._seed_snapshot = tf.identity(state.value)
+            else:
+                state.assign(self._seed_snapshot)
+        losses = self._loss_fn()
+        if not isinstance(losses, Mapping):
+            raise TypeError(
+                "The loss function must return a dict {player name: scalar loss}. "
+                f"Received: an object of type {type(losses).__name__}."
+            )
+        missing = [p for p in self.players if p not in losses]
+        extra = [k for k in losses if k not in self.players]
+        if missing or extra:
+            raise ValueError(
+                f"The losses must have exactly one entry per player {list(self.players)}. "
+                f"Missing: {missing}; unexpected: {extra}. Return {{player: loss}} for every "
+                "declared player (use tfgames.zero_sum for a min-max payoff)."
+            )
+        out = {}
+        for name in self.players:
+            loss = tf.convert_to_tensor(losses[name])
+            if loss.shape.rank != 0:
+                raise ValueError(
+                    f"The loss of player {name!r} must be a scalar. Received: shape "
+                    f"{loss.shape}. Reduce it, e.g. with tf.reduce_mean."
+                )
+            out[name] = loss
+        self.evaluations += 1
+        self.last_losses = out
+        if self.loss_scale != 1.0:
+            return {k: v * tf.cast(self.loss_scale, v.dtype) for k, v in out.items()}
+        return out
+
+    def losses(self) -> dict[str, tf.Tensor]:
+        """Evaluate and validate the players' losses once (unscaled, as reported)."""
+        self._checked_losses()
+        return dict(self.last_losses)
+
+    def gradient(self) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+        """``(losses, xi)``: one evaluation of the losses and the simultaneous gradient."""
+        return products.simultaneous_gradient(self._checked_losses, self.players)
+
+    def products(
+        self,
+        vector: Sequence[tf.Tensor] | None = None,
+        *,
+        hv: bool = True,
+        htv: bool = True,
+        mode: products.HvpMode = "forward",
+        vector_fn=None,
+    ) -> products.GameProducts:
+        """xi, H v and H^T v (see :func:`tfgames.products.game_products`)."""
+        return products.game_products(
+            self._checked_losses, self.players, vector, hv=hv, htv=htv, mode=mode,
+            vector_fn=vector_fn,
+        )
+
+    def split(self, flat: Sequence[tf.Tensor]) -> dict[str, list[tf.Tensor]]:
+        """Cut a list aligned with :attr:`variables` into ``{player: [tensors]}``."""
+        out, i = {}, 0
+        for name, vs in self.players.items():
+            out[name] = list(flat[i : i + len(vs)])
+            i += len(vs)
+        return out

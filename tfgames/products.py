@@ -1,0 +1,211 @@
+"""Simultaneous gradient and game-Jacobian-vector products, written once.
+
+For a game with players i = 1..n, parameters w = (w_1, ..., w_n) and losses l_i (each player
+minimises its own loss), the simultaneous gradient and the game Jacobian are
+
+    xi(w) = (grad_{w_1} l_1, ..., grad_{w_n} l_n),        H(w) = d xi / d w,
+
+(Balduzzi et al., "The Mechanics of n-Player Differentiable Games", ICML 2018). Every game
+optimizer in tfgames needs xi and one or both of the products H v and H^T v for a vector v.
+They are computed here without ever forming H:
+
+- H^T v: reverse-over-reverse, an outer tape over the computation of xi, then
+  ``outer.gradient(xi, w, output_gradients=v)``.
+- H v, ``mode="forward"`` (default): forward-over-reverse, a
+  ``tf.autodiff.ForwardAccumulator`` with tangents v around the tape that computes xi.
+- H v, ``mode="double_backward"``: the double-backward trick, g(u) = H^T u for a dummy u,
+  then H v = d<g(u), v>/du. It works where forward mode is unsupported (e.g. ``while_loop``
+  bodies such as Keras RNNs inside ``tf.function``).
+
+The functions take the losses as a zero-argument callable so that they can re-run the forward
+pass under the tapes and accumulators they need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Literal, Mapping, NamedTuple, Sequence
+
+import tensorflow as tf
+
+__all__ = [
+    "HVP_MODES",
+    "GameProducts",
+    "dot",
+    "game_products",
+    "simultaneous_gradient",
+]
+
+HVP_MODES = ("forward", "double_backward")
+HvpMode = Literal["forward", "double_backward"]
+LossFn = Callable[[], Mapping[str, tf.Tensor]]
+
+
+class GameProducts(NamedTuple):
+    """What :func:`game_products` returns; every list is aligned with the flat variable list."""
+
+    losses: dict[str, tf.Tensor]
+    xi: list[tf.Tensor]
+    vector: list[tf.Tensor]
+    hv: list[tf.Tensor] | None
+    htv: list[tf.Tensor] | None
+
+
+def _value(variable) -> tf.Variable:
+    """The ``tf.Variable`` behind a Keras 3 variable (tapes and accumulators need it)."""
+    return getattr(variable, "value", variable)
+
+
+def _zeros_for_none(grads: Sequence[tf.Tensor | None], variables) -> list[tf.Tensor]:
+    return [
+        tf.zeros_like(_value(v)) if g is None else tf.convert_to_tensor(g)
+        for g, v in zip(grads, variables)
+    ]
+
+
+def dot(xs: Sequence[tf.Tensor], ys: Sequence[tf.Tensor]) -> tf.Tensor:
+    """<x, y> = sum_k sum(x_k * y_k) over two aligned lists of tensors, in float32 or wider."""
+    terms = []
+    for x, y in zip(xs, ys):
+        x = tf.convert_to_tensor(x)
+        y = tf.convert_to_tensor(y)
+        if x.dtype in (tf.float16, tf.bfloat16):
+            x, y = tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+        terms.append(tf.reduce_sum(x * y))
+    return tf.add_n(terms)
+
+
+def _player_gradients(
+    tape: tf.GradientTape,
+    losses: Mapping[str, tf.Tensor],
+    players: Mapping[str, Sequence],
+) -> list[tf.Tensor]:
+    """xi = (grad_{w_i} l_i)_i, flattened in player order, zeros for unconnected variables."""
+    xi: list[tf.Tensor] = []
+    for name, variables in players.items():
+        values = [_value(v) for v in variables]
+        grads = tape.gradient(losses[name], values)
+        if all(g is None for g in grads):
+            raise ValueError(
+                f"The loss of player {name!r} does not depend on that player's variables, so "
+                "its gradient is None. Check that the loss uses the player's layers (called "
+                "inside the loss function) and that the players are declared as intended."
+            )
+        xi.extend(_zeros_for_none(grads, variables))
+    return xi
+
+
+def simultaneous_gradient(
+    loss_fn: LossFn, players: Mapping[str, Sequence]
+) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+    """xi(w) = (grad_{w_1} l_1, ..., grad_{w_n} l_n).
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``.
+      players: ``{player: [variables]}``, the same keys as the losses, in a fixed order.
+
+    Returns:
+      ``(losses, xi)`` with ``xi`` flattened in player order.
+    """
+    with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+        for variables in players.values():
+            tape.watch([_value(v) for v in variables])
+        losses = dict(loss_fn())
+    return losses, _player_gradients(tape, losses, players)
+
+
+def game_products(
+    loss_fn: LossFn,
+    players: Mapping[str, Sequence],
+    vector: Sequence[tf.Tensor] | None = None,
+    *,
+    hv: bool = True,
+    htv: bool = True,
+    mode: HvpMode = "forward",
+    vector_fn: Callable[[list[tf.Tensor]], list[tf.Tensor]] | None = None,
+) -> GameProducts:
+    """xi, H v and H^T v at the current parameters, without forming H.
+
+    H = d xi / d w is the game Jacobian (block (i, j) = grad_{w_j} grad_{w_i} l_i). The vector
+    v is a constant (no gradient flows through it). With ``vector=None``, v = vector_fn(xi)
+    (default: v = xi, as SGA and consensus need). Forward mode needs v before the forward pass,
+    so it then evaluates xi in a first pass; reverse-only requests and the double-backward
+    mode use the xi of their single pass.
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``. Every evaluation
+        must see the same batch and noise (:class:`tfgames.Game` guarantees it).
+      players: ``{player: [variables]}`` in a fixed order.
+      vector: v, aligned with the flat variable list, or ``None`` for v = vector_fn(xi).
+      hv: compute H v.
+      htv: compute H^T v.
+      mode: ``"forward"`` (forward-over-reverse, ``tf.autodiff.ForwardAccumulator``) or
+        ``"double_backward"`` (reverse-over-reverse with a dummy vector) for H v.
+      vector_fn: applied to xi to make v when ``vector`` is None (e.g. an all-reduce across
+        replicas, so that the products use the global-batch xi).
+
+    Returns:
+      :class:`GameProducts` ``(losses, xi, vector, hv, htv)``; a product not asked for is
+      ``None``.
+    """
+    if mode not in HVP_MODES:
+        raise ValueError(
+            f"Argument `mode` must be one of {HVP_MODES}. Received: mode={mode!r}. Use "
+            "'forward' (the default) or 'double_backward' for layers where forward mode fails."
+        )
+    vector_fn = vector_fn or (lambda xs: xs)
+    variables = [v for vs in players.values() for v in vs]
+    values = [_value(v) for v in variables]
+    use_forward = hv and mode == "forward"
+    if vector is None and use_forward:
+        _, first_xi = simultaneous_gradient(loss_fn, players)
+        vector = vector_fn(first_xi)
+    if vector is not None:
+        if len(vector) != len(values):
+            raise ValueError(
+                f"`vector` must have one tensor per variable ({len(values)}). "
+                f"Received: {len(vector)} tensors."
+            )
+        vector = [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
+
+    stack = contextlib.ExitStack()
+    with stack:
+        accumulator = None
+        if use_forward:
+            accumulator = stack.enter_context(tf.autodiff.ForwardAccumulator(values, vector))
+        dummies = [tf.zeros_like(x) for x in values] if hv and not use_forward else None
+        dummy_tape = stack.enter_context(
+            tf.GradientTape(watch_accessed_variables=False, persistent=True)
+        )
+        if dummies is not None:
+            dummy_tape.watch(dummies)
+        outer = stack.enter_context(
+            tf.GradientTape(watch_accessed_variables=False, persistent=True)
+        )
+        outer.watch(values)
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
+            inner.watch(values)
+            losses = dict(loss_fn())
+        xi = _player_gradients(inner, losses, players)
+        if vector is None:
+            vector = [tf.stop_gradient(u) for u in vector_fn(xi)]
+        stack.pop_all()  # the tapes stop recording here; the accumulator stays open
+        outer.__exit__(None, None, None)
+        hv_out = htv_out = None
+        if dummies is not None:  # g(u) = H^T u, recorded by the dummy tape
+            g_of_u = _zeros_for_none(
+                outer.gradient(xi, values, output_gradients=dummies), variables
+            )
+        dummy_tape.__exit__(None, None, None)
+        if htv:
+            htv_out = _zeros_for_none(
+                outer.gradient(xi, values, output_gradients=vector), variables
+            )
+        if dummies is not None:
+            hv_out = _zeros_for_none(
+                dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), variables
+            )
+        if accumulator is not None:
+            hv_out = [accumulator.jvp(x, unconnected_gradients="zero") for x in xi]
+            accumulator.__exit__(None, None, None)
+    return GameProducts(losses, [tf.stop_gradient(x) for x in xi], vector, hv_out, htv_out)
