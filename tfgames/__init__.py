@@ -4,7 +4,7 @@ Declare players and their losses in a :class:`GameModel`, compile it with a game
 (:class:`SGA`, :class:`Consensus`, ...) or any Keras optimizer, and ``fit``.
 """
 
-from tfgames import games, products
+from tfgames import datasets, games, metrics, plotting, products
 from tfgames.game import Game, resolve_players, zero_sum
 from tfgames.model import GameModel
 from tfgames.optimizers import SGA, Consensus, GameOptimizer, StepResult
@@ -18,7 +18,10 @@ __all__ = [
     "GameOptimizer",
     "SGA",
     "StepResult",
+    "datasets",
     "games",
+    "metrics",
+    "plotting",
     "products",
     "resolve_players",
     "zero_sum",

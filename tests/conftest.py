@@ -1,0 +1,71 @@
+"""Shared fixtures: small games built from real Keras layers."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfgames
+
+
+@keras.saving.register_keras_serializable(package="tfgames_tests")
+class TinyGAN(tfgames.GameModel):
+    """The seed's GAN losses (sigmoid cross-entropy) on small MLPs; data = real samples."""
+
+    def __init__(self, generator=None, discriminator=None, z_dim=3, x_dim=2, width=8, **kw):
+        super().__init__(**kw)
+        self.z_dim, self.x_dim, self.width = z_dim, x_dim, width
+        self.generator = generator or keras.Sequential(
+            [keras.Input((z_dim,)), keras.layers.Dense(width, activation="relu"),
+             keras.layers.Dense(x_dim)], name="generator")
+        self.discriminator = discriminator or keras.Sequential(
+            [keras.Input((x_dim,)), keras.layers.Dense(width, activation="relu"),
+             keras.layers.Dense(1)], name="discriminator")
+
+    def players(self):
+        return {"discriminator": self.discriminator, "generator": self.generator}
+
+    def compute_losses(self, data, training=False):
+        x_real = data
+        z = keras.random.normal((tf.shape(x_real)[0], self.z_dim), seed=self.seed_generator)
+        real = self.discriminator(x_real, training=training)
+        fake = self.discriminator(self.generator(z, training=training), training=training)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits
+        d = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
+            bce(tf.zeros_like(fake), fake))
+        g = tf.reduce_mean(bce(tf.ones_like(fake), fake))
+        return {"discriminator": d, "generator": g}
+
+    def get_config(self):
+        return {**super().get_config(), "z_dim": self.z_dim, "x_dim": self.x_dim,
+                "width": self.width,
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@pytest.fixture
+def tiny_gan():
+    keras.utils.set_random_seed(1)
+    return TinyGAN(seed=3)
+
+
+def real_batches(n_batches=6, batch=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = tfgames.datasets.GRID_CENTRES[rng.integers(0, 16, n_batches * batch)]
+    x = x + 0.02 * rng.standard_normal(x.shape)
+    return tf.data.Dataset.from_tensor_slices(x.astype("float32")).batch(batch)
+
+
+def flat(tensors):
+    return np.concatenate([np.asarray(t).ravel() for t in tensors])

@@ -1,0 +1,127 @@
+"""H v and H^T v against dense Jacobians (tape.jacobian) on small games of real layers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import flat
+from tfgames import products
+
+
+def _conv_game():
+    """A 2-player game: a Conv2DTranspose 'generator' against a Conv2D 'critic'."""
+    keras.utils.set_random_seed(7)
+    gen = keras.Sequential([
+        keras.Input((2, 2, 2)),
+        keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", activation="tanh"),
+        keras.layers.Conv2D(1, 1),
+    ])
+    critic = keras.Sequential([
+        keras.Input((4, 4, 1)),
+        keras.layers.Conv2D(2, 3, activation="softplus"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(1),
+    ])
+    z = tf.random.normal((3, 2, 2, 2), seed=1)
+    real = tf.random.normal((3, 4, 4, 1), seed=2)
+
+    def loss_fn():
+        f = tf.reduce_mean(critic(real)) - tf.reduce_mean(critic(gen(z)))
+        reg = 0.1 * tf.reduce_mean(critic(gen(z)) ** 2)
+        return {"critic": -f + reg, "gen": f + 0.05 * tf.reduce_mean(gen(z) ** 2)}
+
+    return {"critic": critic.trainable_variables, "gen": gen.trainable_variables}, loss_fn
+
+
+def _dense_game():
+    keras.utils.set_random_seed(3)
+    g = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
+                          keras.layers.Dense(2)])
+    d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, activation="sigmoid"),
+                          keras.layers.Dense(1)])
+    z = tf.random.normal((5, 3), seed=4)
+    x = tf.random.normal((5, 2), seed=5)
+
+    def loss_fn():
+        bce = tf.nn.sigmoid_cross_entropy_with_logits
+        real, fake = d(x), d(g(z))
+        ld = tf.reduce_mean(bce(tf.ones_like(real), real) + bce(tf.zeros_like(fake), fake))
+        return {"d": ld, "g": tf.reduce_mean(bce(tf.ones_like(fake), fake))}
+
+    return {"d": d.trainable_variables, "g": g.trainable_variables}, loss_fn
+
+
+def _dense_jacobian(players, loss_fn):
+    """J = d xi / d w as a dense matrix, from tape.jacobian (independent of products.py)."""
+    values = [v.value for vs in players.values() for v in vs]
+    with tf.GradientTape() as outer:
+        with tf.GradientTape(persistent=True) as inner:
+            losses = loss_fn()
+        xi = []
+        for name, vs in players.items():
+            xi += [tf.reshape(g, [-1]) for g in inner.gradient(losses[name], [v.value for v in vs])]
+        xi = tf.concat(xi, 0)
+    blocks = outer.jacobian(xi, values)
+    n = int(xi.shape[0])
+    return np.concatenate([tf.reshape(b, [n, -1]).numpy() for b in blocks], 1), xi.numpy()
+
+
+GAMES = {"dense": _dense_game, "conv": _conv_game}
+EXECUTION = ["eager", "function", "xla"]
+
+
+def _run(fn, execution):
+    if execution == "eager":
+        return fn()
+    return tf.function(fn, jit_compile=execution == "xla")()
+
+
+@pytest.mark.parametrize("game", sorted(GAMES))
+@pytest.mark.parametrize("execution", EXECUTION)
+@pytest.mark.parametrize("mode", ["forward", "double_backward"])
+def test_products_match_dense_jacobian(game, execution, mode):
+    players, loss_fn = GAMES[game]()
+    jac, xi = _dense_jacobian(players, loss_fn)
+    assert not np.allclose(jac, jac.T, atol=1e-4), "the game must be non-symmetric"
+    rng = np.random.default_rng(0)
+    shapes = [v.shape for vs in players.values() for v in vs]
+    vec = [tf.constant(rng.standard_normal(s), tf.float32) for s in shapes]
+    v = flat(vec)
+
+    out = _run(lambda: products.game_products(loss_fn, players, vec, mode=mode), execution)
+    scale = np.abs(jac).max() * np.abs(v).max()
+    np.testing.assert_allclose(flat(out.xi), xi, atol=1e-5)
+    np.testing.assert_allclose(flat(out.hv), jac @ v, atol=2e-5 * scale)
+    np.testing.assert_allclose(flat(out.htv), jac.T @ v, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("game", sorted(GAMES))
+def test_forward_and_double_backward_agree_with_vector_xi(game):
+    players, loss_fn = GAMES[game]()
+    jac, xi = _dense_jacobian(players, loss_fn)
+    fwd = products.game_products(loss_fn, players, None, mode="forward")
+    dbl = products.game_products(loss_fn, players, None, mode="double_backward")
+    np.testing.assert_allclose(flat(fwd.vector), xi, atol=1e-6)
+    np.testing.assert_allclose(flat(fwd.hv), flat(dbl.hv), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(flat(fwd.htv), flat(dbl.htv), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(flat(dbl.hv), jac @ xi, rtol=1e-4, atol=1e-6)
+
+
+def test_only_requested_products_are_computed():
+    players, loss_fn = _dense_game()
+    out = products.game_products(loss_fn, players, None, hv=False, htv=True)
+    assert out.hv is None and out.htv is not None
+
+
+def test_unknown_mode_is_rejected():
+    players, loss_fn = _dense_game()
+    with pytest.raises(ValueError, match="`mode` must be one of .*Received: mode='reverse'"):
+        products.game_products(loss_fn, players, None, mode="reverse")
+
+
+def test_loss_independent_of_its_player_is_rejected():
+    players, loss_fn = _dense_game()
+    with pytest.raises(ValueError, match="loss of player 'g' does not depend"):
+        products.simultaneous_gradient(lambda: {"d": loss_fn()["d"], "g": tf.constant(1.0)},
+                                       players)
