@@ -30,8 +30,11 @@ class TinyGAN(tfgames.GameModel):
         return {"discriminator": self.discriminator, "generator": self.generator}
 
     def compute_losses(self, data, training=False):
-        x_real = data
-        z = keras.random.normal((tf.shape(x_real)[0], self.z_dim), seed=self.seed_generator)
+        if isinstance(data, (tuple, list)):  # (x_real, z): noise given with the data
+            x_real, z = data
+        else:
+            x_real = data
+            z = keras.random.normal((tf.shape(x_real)[0], self.z_dim), seed=self.seed_generator)
         real = self.discriminator(x_real, training=training)
         fake = self.discriminator(self.generator(z, training=training), training=training)
         bce = tf.nn.sigmoid_cross_entropy_with_logits
@@ -60,11 +63,15 @@ def tiny_gan():
     return TinyGAN(seed=3)
 
 
-def real_batches(n_batches=6, batch=16, seed=0):
+def real_batches(n_batches=6, batch=16, seed=0, with_noise=False, z_dim=3):
+    """Grid samples; with_noise=True also yields the generator's noise z with each batch."""
     rng = np.random.default_rng(seed)
     x = tfgames.datasets.GRID_CENTRES[rng.integers(0, 16, n_batches * batch)]
-    x = x + 0.02 * rng.standard_normal(x.shape)
-    return tf.data.Dataset.from_tensor_slices(x.astype("float32")).batch(batch)
+    x = (x + 0.02 * rng.standard_normal(x.shape)).astype("float32")
+    if with_noise:
+        z = rng.standard_normal((len(x), z_dim)).astype("float32")
+        return tf.data.Dataset.from_tensor_slices((x, z)).batch(batch)
+    return tf.data.Dataset.from_tensor_slices(x).batch(batch)
 
 
 def flat(tensors):

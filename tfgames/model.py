@@ -112,12 +112,13 @@ class GameModel(keras.Model):
         names += list(getattr(self.optimizer, "diagnostic_names", ()))
         self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True
+        # Build the optimizer now: built lazily inside the first traced step, its slot
+        # variables would force tf.function to trace the step a second time.
+        self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config: Mapping[str, Any]) -> None:
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
-        if self.optimizer is not None:
-            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self) -> list:
@@ -157,6 +158,19 @@ class GameModel(keras.Model):
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:
         losses = self.make_game(data, training=False).losses()
         return self._record({f"{p}_loss": tf.cast(l, tf.float32) for p, l in losses.items()})
+
+    # -- saving: Keras does not save a SeedGenerator's state; resumed runs need the stream ------
+    _SEED_KEY = "game_seed_generator_state"
+
+    def save_own_variables(self, store) -> None:
+        super().save_own_variables(store)
+        store[self._SEED_KEY] = self.seed_generator.state.numpy()
+
+    def load_own_variables(self, store) -> None:
+        keys = list(store.keys())
+        if self._SEED_KEY in keys:
+            self.seed_generator.state.assign(store[self._SEED_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
