@@ -1,0 +1,157 @@
+"""Step time of SGA against a plain step and against the seed's TF1 SymplecticOptimizer.
+
+Measured side by side in one run, on the seed's 4x4-grid architecture (G and D: 6 hidden ReLU
+layers of 384 units, z 64, batch 256), from identical initial weights:
+
+- ``plain``: simultaneous RMSProp (a stock Keras optimizer in ``GameModel``);
+- ``sga-forward`` / ``sga-double_backward``: ``tfgames.SGA`` with H xi in forward mode or by
+  the double-backward trick, each with and without XLA;
+- ``tf1-sga`` / ``tf1-rms``: the seed's code in ``tf.compat.v1`` graph mode in the same
+  TensorFlow (``kfac.utils.fwd_gradients`` replaced by its double-backward definition).
+
+Each configuration runs ``--steps`` steps per repetition; repetitions are interleaved across
+configurations so that machine noise hits all of them alike, and the medians are reported with
+the ratios. Absolute times depend on the machine; the ratios are the result.
+
+Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfgames  # noqa: E402
+from tfgames.testing import tf1_seed  # noqa: E402
+
+
+def mlp(weights: list[np.ndarray], name: str) -> keras.Sequential:
+    """ReLU MLP whose Dense layers take the given (in, out) kernels and biases."""
+    layers = [keras.Input((weights[0].shape[0],))]
+    n = len(weights) // 2
+    for i in range(n):
+        layers.append(keras.layers.Dense(weights[2 * i].shape[1],
+                                         activation="relu" if i < n - 1 else None))
+    model = keras.Sequential(layers, name=name)
+    model.set_weights(weights)
+    return model
+
+
+class SeedGAN(tfgames.GameModel):
+    """The seed's GAN: sigmoid cross-entropy losses; data = (x_real, z)."""
+
+    def __init__(self, weights: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.discriminator = mlp(weights["discriminator"], "discriminator")
+        self.generator = mlp(weights["generator"], "generator")
+
+    def players(self):
+        return {"discriminator": self.discriminator, "generator": self.generator}
+
+    def compute_losses(self, data, training=False):
+        x_real, z = data
+        real = self.discriminator(x_real)
+        fake = self.discriminator(self.generator(z))
+        bce = tf.nn.sigmoid_cross_entropy_with_logits
+        d = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
+            bce(tf.zeros_like(fake), fake))
+        return {"discriminator": d, "generator": tf.reduce_mean(bce(tf.ones_like(fake), fake))}
+
+
+def init_weights(depth: int, width: int, z_dim: int, x_dim: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+
+    def net(sizes):
+        out = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            out += [(rng.standard_normal((a, b)) * np.sqrt(1.0 / a)).astype("float32"),
+                    np.zeros(b, "float32")]
+        return out
+
+    return {"discriminator": net([x_dim] + [width] * depth + [1]),
+            "generator": net([z_dim] + [width] * depth + [x_dim])}
+
+
+def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
+    model = SeedGAN(weights)
+    model.compile(optimizer=optimizer, jit_compile=jit)
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    iterator = iter(data)
+    model.make_train_function()
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            logs = model.train_function(iterator)
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, logs)
+
+    return run
+
+
+def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
+    g = tf1_seed.build_seed_gan_graph(weights, mode, lr, depth=depth, width=width,
+                                      batch_size=batch[0].shape[0])
+    feed = g.feed_dict(*batch)
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            g.session.run(g.train_op, feed)
+
+    return run
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--small", action="store_true", help="tiny nets (a smoke run)")
+    args = parser.parse_args(argv)
+    depth, width, z_dim, batch_size = (2, 32, 8, 64) if args.small else (6, 384, 64, 256)
+    lr = 1e-4
+    weights = init_weights(depth, width, z_dim, 2)
+    rng = np.random.default_rng(1)
+    x = tfgames.datasets.GRID_CENTRES[np.arange(batch_size) % 16] + 0.02 * rng.standard_normal(
+        (batch_size, 2))
+    batch = (x.astype("float32"), rng.standard_normal((batch_size, z_dim)).astype("float32"))
+
+    configs = {}
+    for jit in (False, True):
+        tag = "+xla" if jit else ""
+        configs["plain-rmsprop" + tag] = keras_runner(
+            weights, keras.optimizers.RMSprop(lr), jit, batch)
+        for mode in ("forward", "double_backward"):
+            configs[f"sga-{mode}{tag}"] = keras_runner(
+                weights, tfgames.SGA(keras.optimizers.RMSprop(lr), hvp_mode=mode), jit, batch)
+    configs["tf1-rms"] = tf1_runner(weights, "RMS", lr, depth, width, batch)
+    configs["tf1-sga"] = tf1_runner(weights, "SGA", lr, depth, width, batch)
+
+    for run in configs.values():  # warm-up: tracing and compilation are not step time
+        run(2)
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    for _ in range(args.reps):
+        for name, run in configs.items():
+            start = time.perf_counter()
+            run(args.steps)
+            times[name].append((time.perf_counter() - start) / args.steps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+
+    print(f"architecture: depth {depth}, width {width}, z {z_dim}, batch {batch_size}; "
+          f"{args.reps} interleaved repetitions of {args.steps} steps; medians")
+    print(f"{'configuration':28s} {'ms/step':>9s} {'/plain':>8s} {'/tf1-sga':>9s}")
+    for name, t in med.items():
+        plain = med["plain-rmsprop+xla" if name.endswith("+xla") else "plain-rmsprop"]
+        print(f"{name:28s} {1e3 * t:9.2f} {t / plain:8.2f} {t / med['tf1-sga']:9.2f}")
+    default = med["sga-forward"]
+    print(f"\ndefault (sga-forward, no XLA on CPU): {default / med['plain-rmsprop']:.2f}x a plain "
+          f"step (target <= 4.5), {default / med['tf1-sga']:.2f}x the TF1 code (target <= 1.0)")
+
+
+if __name__ == "__main__":
+    main()
