@@ -19,13 +19,13 @@ run: $(STAMP)  ## main job: the quick 4x4-grid comparison, figures and metrics i
 
 test: $(STAMP)  ## default test run (CI) and the strict docs build
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider
-	$(BIN)/mkdocs build --strict -q -d site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
 
 test-slow: $(STAMP)  ## long convergence runs
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -m slow
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict -d site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/step_time.py
