@@ -4,10 +4,11 @@ Declare players and their losses in a :class:`GameModel`, compile it with a game
 (:class:`SGA`, :class:`Consensus`, ...) or any Keras optimizer, and ``fit``.
 """
 
-from tfgames import datasets, games, metrics, plotting, products
+from tfgames import datasets, games, metrics, plotting, products, unrolled
 from tfgames.game import Game, resolve_players, zero_sum
 from tfgames.model import GameModel
 from tfgames.optimizers import SGA, Consensus, GameOptimizer, StepResult
+from tfgames.unrolled import UnrolledGAN, unroll_variables
 
 __version__ = "0.1.0"
 
@@ -18,11 +19,14 @@ __all__ = [
     "GameOptimizer",
     "SGA",
     "StepResult",
+    "UnrolledGAN",
     "datasets",
     "games",
     "metrics",
     "plotting",
     "products",
     "resolve_players",
+    "unroll_variables",
+    "unrolled",
     "zero_sum",
 ]
