@@ -4,7 +4,7 @@ Declare players and their losses in a :class:`GameModel`, compile it with a game
 (:class:`SGA`, :class:`Consensus`, ...) or any Keras optimizer, and ``fit``.
 """
 
-from tfgames import datasets, games, metrics, plotting, products, unrolled
+from tfgames import compat, datasets, games, metrics, plotting, products, unrolled
 from tfgames.game import Game, resolve_players, zero_sum
 from tfgames.model import GameModel
 from tfgames.optimizers import SGA, Consensus, GameOptimizer, StepResult
@@ -20,6 +20,7 @@ __all__ = [
     "SGA",
     "StepResult",
     "UnrolledGAN",
+    "compat",
     "datasets",
     "games",
     "metrics",

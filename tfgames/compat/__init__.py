@@ -1,0 +1,10 @@
+"""Compatibility layers for code written against older TensorFlow APIs.
+
+:mod:`tfgames.compat.v1` holds drop-in equivalents of the TF1 optimizers used by the seed
+notebooks, with the same constructor arguments and the same numbers. See the migration guide
+(``docs/migration.md``) for every TF1 pattern and its TF2 / tfgames form.
+"""
+
+from tfgames.compat import v1
+
+__all__ = ["v1"]

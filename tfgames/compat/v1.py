@@ -1,0 +1,311 @@
+"""Drop-in Keras 3 equivalents of the TF1 optimizers of the seed notebooks.
+
+Each class takes the constructor arguments of its TF1 namesake and reproduces its update,
+initial slot values and float32 constants included, so that a TF1 experiment ported to
+:class:`tfgames.GameModel` gives the same numbers (the tests compare 20 training steps of the
+seed's TF1 graph and of the port):
+
+- :class:`RMSPropOptimizer`: ``tf.compat.v1.train.RMSPropOptimizer`` (mean-square slot starting
+  at ones, epsilon 1e-10), a plain Keras optimizer.
+- :class:`SymplecticOptimizer`: the seed's SGA optimizer, i.e. :class:`tfgames.SGA` configured
+  as the seed (TF1 RMSProp inside, alignment normalised by the number of variable tensors).
+
+They are thin configurations of the main optimizers, which hold the math. New code should use
+:class:`tfgames.SGA` with any Keras optimizer directly; this module is for reproducing TF1
+results.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from tfgames.optimizers.sga import SGA
+
+__all__ = ["RMSPropOptimizer", "SymplecticOptimizer"]
+
+_PACKAGE = "tfgames.compat.v1"
+
+
+def _tf1_constant(value: float, dtype) -> tf.Tensor:
+    """A TF1 optimizer hyperparameter: a float32 tensor, then cast to the variable dtype.
+
+    TF1 optimizers convert Python floats with ``tf.convert_to_tensor`` (float32) in
+    ``_prepare`` and cast them in ``_apply_dense``, so in float64 the constants are
+    float32-rounded. Doing the same keeps float64 runs bit-comparable with TF1.
+    """
+    return tf.cast(tf.constant(value, tf.float32), dtype)
+
+
+def _handle(variable) -> tf.Tensor:
+    """The resource handle of a Keras or TF variable (of this replica, under a strategy)."""
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    return variable.handle
+
+
+def _deduplicate(slices: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
+    """Sum the rows of duplicate indices, as TF1's ``_apply_sparse_duplicate_indices``."""
+    unique, positions = tf.unique(slices.indices)
+    summed = tf.math.unsorted_segment_sum(slices.values, positions, tf.shape(unique)[0])
+    return summed, unique
+
+
+def _check_use_locking(use_locking: bool, owner: str) -> None:
+    if use_locking:
+        raise ValueError(
+            f"{owner} does not support `use_locking=True`: Keras 3 optimizers update "
+            "variables without TF1's per-variable mutexes. Remove the argument (TF1's "
+            "default is False, which is what this optimizer does). Received: "
+            f"use_locking={use_locking!r}."
+        )
+
+
+def _learning_rate(learning_rate: Any, owner: str) -> Any:
+    """TF1 accepted ints; Keras wants a float, a schedule or a callable."""
+    if isinstance(learning_rate, bool):
+        raise TypeError(
+            f"{owner}: `learning_rate` must be a float, a Keras LearningRateSchedule or a "
+            f"callable. Received: learning_rate={learning_rate!r}."
+        )
+    if isinstance(learning_rate, int):
+        return float(learning_rate)
+    if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
+        raise TypeError(
+            f"{owner}: `learning_rate` must be a Python float, a "
+            "keras.optimizers.schedules.LearningRateSchedule or a zero-argument callable; a "
+            "TF1 learning-rate tensor (e.g. tf.train.exponential_decay(..., global_step)) "
+            "becomes keras.optimizers.schedules.ExponentialDecay(...), whose step is the "
+            f"optimizer's own `iterations`. Received: a {type(learning_rate).__name__}."
+        )
+    return learning_rate
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class RMSPropOptimizer(keras.optimizers.Optimizer):
+    """TF1's RMSProp as a Keras 3 optimizer: ``tf.compat.v1.train.RMSPropOptimizer`` exactly.
+
+        ms  <- ms + (g^2 - ms) (1 - rho)              (= rho ms + (1 - rho) g^2; ms_0 = 1)
+        mg  <- mg + (g - mg) (1 - rho)                (centered only; mg_0 = 0)
+        mom <- momentum mom + eta g / sqrt(ms - mg^2 + epsilon)   (mg = 0 if not centered)
+        w   <- w - mom
+
+    eta is ``learning_rate``, rho is ``decay``, ``momentum`` and ``epsilon`` as named. The
+    update runs TF1's own kernels (``ResourceApplyRMSProp``, ``ResourceApplyCenteredRMSProp``
+    and, for ``tf.IndexedSlices`` gradients, their sparse versions after summing duplicate
+    indices, which update only the rows that have a gradient), with the hyperparameters as
+    float32 constants cast to the variable dtype, as TF1 does; the results are bitwise those
+    of ``tf.compat.v1.train.RMSPropOptimizer``. (The same equations written as elementwise
+    ops differ by an ulp inside ``tf.function``, where grappler rewrites a / sqrt(b) as
+    a * rsqrt(b).)
+
+    Differences from ``keras.optimizers.RMSprop`` that change results: the mean-square slot
+    ``ms`` starts at **ones** (Keras: zeros), so early steps are about ``eta * g`` instead of
+    ``eta * g / |g|``; ``epsilon`` defaults to 1e-10 (Keras: 1e-7); Keras' ``rho`` is TF1's
+    ``decay``. Slots are created per variable in TF1's order (rms, [mg], momentum).
+
+    Args:
+      learning_rate: eta: a float, a ``keras.optimizers.schedules.LearningRateSchedule`` or a
+        zero-argument callable.
+      decay: rho in [0, 1], the discount of the mean square.
+      momentum: momentum >= 0.
+      epsilon: epsilon >= 0, added to the mean square under the square root.
+      use_locking: TF1 argument; only ``False`` (TF1's default) is supported.
+      centered: subtract the squared mean gradient (TF1's centered RMSProp).
+      name: the optimizer's name (TF1's default ``"RMSProp"``).
+      **kwargs: Keras optimizer arguments (``clipnorm``, ``weight_decay``, ...).
+
+    References:
+      Tieleman and Hinton, Lecture 6.5 - RMSProp, COURSERA: Neural Networks for Machine
+      Learning, 2012. TensorFlow 1.x ``tf.train.RMSPropOptimizer``.
+
+    Example:
+      >>> import tfgames
+      >>> opt = tfgames.compat.v1.RMSPropOptimizer(1e-4)  # was tf.train.RMSPropOptimizer(1e-4)
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any,
+        decay: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-10,
+        use_locking: bool = False,
+        centered: bool = False,
+        name: str = "RMSProp",
+        **kwargs,
+    ) -> None:
+        owner = type(self).__name__
+        _check_use_locking(use_locking, owner)
+        if not isinstance(decay, (int, float)) or not 0.0 <= decay <= 1.0:
+            raise ValueError(
+                f"{owner}: argument `decay` (rho) must be in [0, 1]. Received: decay={decay!r}."
+            )
+        if not isinstance(momentum, (int, float)) or momentum < 0.0:
+            raise ValueError(
+                f"{owner}: argument `momentum` must be >= 0. Received: momentum={momentum!r}."
+            )
+        if not isinstance(epsilon, (int, float)) or epsilon < 0.0:
+            raise ValueError(
+                f"{owner}: argument `epsilon` must be >= 0. Received: epsilon={epsilon!r}."
+            )
+        super().__init__(learning_rate=_learning_rate(learning_rate, owner), name=name, **kwargs)
+        self.decay = float(decay)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.centered = bool(centered)
+
+    def build(self, var_list: list) -> None:
+        if self.built:
+            return
+        super().build(var_list)
+        names, initializers = ["rms"], ["ones"]
+        if self.centered:
+            names.append("mg")
+            initializers.append("zeros")
+        names.append("momentum")
+        initializers.append("zeros")
+        slots = self.add_optimizer_variables(var_list, names, initializers)
+        self._mean_squares = slots[0]
+        self._mean_gradients = slots[1] if self.centered else []
+        self._moments = slots[-1]
+
+    def update_step(self, gradient, variable, learning_rate) -> None:
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        handles = [_handle(variable)]
+        if self.centered:
+            handles.append(_handle(self._mean_gradients[index]))
+        handles += [_handle(self._mean_squares[index]), _handle(self._moments[index])]
+        hyper = dict(
+            lr=ops.cast(learning_rate, dtype),
+            rho=_tf1_constant(self.decay, dtype),
+            momentum=_tf1_constant(self.momentum, dtype),
+            epsilon=_tf1_constant(self.epsilon, dtype),
+        )
+        names = ("var", "mg", "ms", "mom") if self.centered else ("var", "ms", "mom")
+        slots = dict(zip(names, handles))
+        if isinstance(gradient, tf.IndexedSlices):
+            # TF1 sums duplicate indices, then updates only the rows that have a gradient.
+            grad, indices = _deduplicate(gradient)
+            op = (
+                tf.raw_ops.ResourceSparseApplyCenteredRMSProp
+                if self.centered
+                else tf.raw_ops.ResourceSparseApplyRMSProp
+            )
+            op(**slots, **hyper, grad=tf.cast(grad, dtype), indices=indices)
+        else:
+            op = (
+                tf.raw_ops.ResourceApplyCenteredRMSProp
+                if self.centered
+                else tf.raw_ops.ResourceApplyRMSProp
+            )
+            op(**slots, **hyper, grad=tf.cast(gradient, dtype))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            decay=self.decay, momentum=self.momentum, epsilon=self.epsilon,
+            centered=self.centered,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SymplecticOptimizer(SGA):
+    """The seed's TF1 ``SymplecticOptimizer``: :class:`tfgames.SGA` over TF1 RMSProp.
+
+        dir = xi + lambda A^T xi,      A^T xi = (H^T xi - H xi) / 2,
+        lambda = sign(<xi, H^T xi> <A^T xi, H^T xi> / n + 0.1) * reg_params   (use_signs)
+        lambda = reg_params                                                   (otherwise)
+        w <- RMSPropOptimizer(learning_rate) step on dir    (TF1 RMSProp, ms_0 = 1, eps 1e-10)
+
+    xi is the simultaneous gradient of the game (the seed's ``Xi = disc_grads + gen_grads``),
+    H its Jacobian, ``reg_params`` is lambda_0 and n is the number of variable **tensors**
+    (the seed's ``n = len(vars_)``; :class:`tfgames.SGA`'s default divides by the number of
+    scalars). It is exactly ``tfgames.SGA(RMSPropOptimizer(learning_rate),
+    lambda_=reg_params, use_signs=use_signs, epsilon=0.1, normalizer="tensors")``; H xi uses
+    the double-backward trick by default, as the seed's ``kfac.utils.fwd_gradients``.
+
+    TF1 code built ``xi`` itself and called ``optimizer.apply_gradients(zip(Xi, xs))``; here
+    the optimizer needs the game (it re-differentiates the losses), so declare the players and
+    losses in a :class:`tfgames.GameModel` and ``compile(optimizer=SymplecticOptimizer(...))``.
+    The player order of ``players()`` is the order of xi (the seed's ``xs = disc_vars +
+    gen_vars``); it does not change the update, and n counts the tensors of all players.
+
+    Args:
+      learning_rate: RMSProp's learning rate (the seed used 1e-4 on the 4x4 grid).
+      reg_params: lambda_0 >= 0 (seed default 1.0).
+      use_signs: sign alignment (seed default True).
+      use_locking: TF1 argument; only ``False`` (the seed's value) is supported.
+      name: the optimizer's name.
+      hvp_mode: how H xi is computed, ``"double_backward"`` (default, as the seed) or
+        ``"forward"`` (forward-over-reverse; equal up to rounding).
+
+    References:
+      Balduzzi, Racaniere, Martens, Foerster, Tuyls, Graepel. The Mechanics of n-Player
+      Differentiable Games. ICML 2018.
+
+    Example:
+      >>> import tfgames
+      >>> opt = tfgames.compat.v1.SymplecticOptimizer(1e-4)  # seed: SymplecticOptimizer(1e-4)
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any,
+        reg_params: float = 1.0,
+        use_signs: bool = True,
+        use_locking: bool = False,
+        name: str = "symplectic_optimizer",
+        *,
+        hvp_mode: Literal["forward", "double_backward"] = "double_backward",
+        **kwargs,
+    ) -> None:
+        owner = type(self).__name__
+        _check_use_locking(use_locking, owner)
+        if isinstance(reg_params, bool) or not isinstance(reg_params, (int, float)) or (
+            reg_params < 0
+        ):
+            raise ValueError(
+                f"{owner}: argument `reg_params` (lambda_0) must be a number >= 0; with "
+                "use_signs the sign of the adjustment is chosen by alignment. Received: "
+                f"reg_params={reg_params!r}."
+            )
+        super().__init__(
+            RMSPropOptimizer(learning_rate),
+            lambda_=float(reg_params),
+            use_signs=use_signs,
+            epsilon=0.1,
+            normalizer="tensors",
+            hvp_mode=hvp_mode,
+            name=name,
+            **kwargs,
+        )
+
+    @property
+    def reg_params(self) -> float:
+        """lambda_0, the seed's name for :attr:`tfgames.SGA.lambda_`."""
+        return self.lambda_
+
+    def get_config(self) -> dict[str, Any]:
+        inner = self.inner_optimizer.get_config()
+        return {
+            "learning_rate": inner["learning_rate"],
+            "reg_params": self.lambda_,
+            "use_signs": self.use_signs,
+            "name": self.name,
+            "hvp_mode": self.hvp_mode,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], custom_objects=None):
+        config = dict(config)
+        if isinstance(config["learning_rate"], dict):
+            config["learning_rate"] = keras.saving.deserialize_keras_object(
+                config["learning_rate"], custom_objects=custom_objects
+            )
+        return cls(**config)
