@@ -128,9 +128,10 @@ def game_products(
 
     H = d xi / d w is the game Jacobian (block (i, j) = grad_{w_j} grad_{w_i} l_i). The vector
     v is a constant (no gradient flows through it). With ``vector=None``, v = vector_fn(xi)
-    (default: v = xi, as SGA and consensus need). Forward mode needs v before the forward pass,
-    so it then evaluates xi in a first pass; reverse-only requests and the double-backward
-    mode use the xi of their single pass.
+    (default: v = xi, as SGA and consensus need). One reverse pass gives the losses, xi and
+    H^T v (and H v by the double-backward trick); in forward mode a second forward pass with a
+    ``tf.autodiff.ForwardAccumulator`` (tangents v) gives H v, since forward mode needs v
+    before its forward pass.
 
     Args:
       loss_fn: zero-argument callable returning ``{player: scalar loss}``. Every evaluation
@@ -153,13 +154,8 @@ def game_products(
             f"Argument `mode` must be one of {HVP_MODES}. Received: mode={mode!r}. Use "
             "'forward' (the default) or 'double_backward' for layers where forward mode fails."
         )
-    vector_fn = vector_fn or (lambda xs: xs)
     variables = [v for vs in players.values() for v in vs]
     values = [_value(v) for v in variables]
-    use_forward = hv and mode == "forward"
-    if vector is None and use_forward:
-        _, first_xi = simultaneous_gradient(loss_fn, players)
-        vector = vector_fn(first_xi)
     if vector is not None:
         if len(vector) != len(values):
             raise ValueError(
@@ -167,45 +163,58 @@ def game_products(
                 f"Received: {len(vector)} tensors."
             )
         vector = [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
+    double_backward = hv and mode == "double_backward"
+    losses, xi, vector, htv_out, hv_out = _reverse_pass(
+        loss_fn, players, vector, vector_fn or (lambda xs: xs), htv, double_backward
+    )
+    if hv and mode == "forward":
+        hv_out = _forward_jvp(loss_fn, players, vector)
+    return GameProducts(losses, xi, vector, hv_out, htv_out)
 
-    stack = contextlib.ExitStack()
-    with stack:
-        accumulator = None
-        if use_forward:
-            accumulator = stack.enter_context(tf.autodiff.ForwardAccumulator(values, vector))
-        dummies = [tf.zeros_like(x) for x in values] if hv and not use_forward else None
-        dummy_tape = stack.enter_context(
-            tf.GradientTape(watch_accessed_variables=False, persistent=True)
-        )
+
+def _reverse_pass(loss_fn, players, vector, vector_fn, want_htv, want_hv):
+    """One forward pass: losses, xi, v, H^T v (reverse-over-reverse) and, by the
+    double-backward trick, H v; v = vector_fn(xi) of this same pass when not given."""
+    variables = [v for vs in players.values() for v in vs]
+    values = [_value(v) for v in variables]
+    dummies = [tf.zeros_like(x) for x in values] if want_hv else None
+    with contextlib.ExitStack() as stack:
         if dummies is not None:
+            dummy_tape = stack.enter_context(
+                tf.GradientTape(watch_accessed_variables=False, persistent=True)
+            )
             dummy_tape.watch(dummies)
-        outer = stack.enter_context(
-            tf.GradientTape(watch_accessed_variables=False, persistent=True)
-        )
-        outer.watch(values)
+        if want_htv or want_hv:
+            outer = stack.enter_context(
+                tf.GradientTape(watch_accessed_variables=False, persistent=True)
+            )
+            outer.watch(values)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
             inner.watch(values)
             losses = dict(loss_fn())
         xi = _player_gradients(inner, losses, players)
         if vector is None:
-            vector = [tf.stop_gradient(u) for u in vector_fn(xi)]
-        stack.pop_all()  # the tapes stop recording here; the accumulator stays open
-        outer.__exit__(None, None, None)
-        hv_out = htv_out = None
+            vector = [tf.stop_gradient(u) for u in vector_fn([tf.stop_gradient(x) for x in xi])]
         if dummies is not None:  # g(u) = H^T u, recorded by the dummy tape
             g_of_u = _zeros_for_none(
                 outer.gradient(xi, values, output_gradients=dummies), variables
             )
-        dummy_tape.__exit__(None, None, None)
-        if htv:
-            htv_out = _zeros_for_none(
-                outer.gradient(xi, values, output_gradients=vector), variables
-            )
-        if dummies is not None:
-            hv_out = _zeros_for_none(
-                dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), variables
-            )
-        if accumulator is not None:
-            hv_out = [accumulator.jvp(x, unconnected_gradients="zero") for x in xi]
-            accumulator.__exit__(None, None, None)
-    return GameProducts(losses, [tf.stop_gradient(x) for x in xi], vector, hv_out, htv_out)
+    htv = hv = None
+    if want_htv:
+        htv = _zeros_for_none(outer.gradient(xi, values, output_gradients=vector), variables)
+    if dummies is not None:
+        hv = _zeros_for_none(
+            dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), variables
+        )
+    return losses, [tf.stop_gradient(x) for x in xi], vector, htv, hv
+
+
+def _forward_jvp(loss_fn, players, vector) -> list[tf.Tensor]:
+    """H v by forward-over-reverse: the JVP of xi along v, in a second forward pass."""
+    values = [_value(v) for vs in players.values() for v in vs]
+    with tf.autodiff.ForwardAccumulator(values, vector) as accumulator:
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+            tape.watch(values)
+            losses = dict(loss_fn())
+        xi = _player_gradients(tape, losses, players)
+    return [accumulator.jvp(x, unconnected_gradients="zero") for x in xi]
