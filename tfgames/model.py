@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfgames.game import Game, PlayerSpec, resolve_players
 from tfgames.optimizers.base import GameOptimizer, apply_after, num_replicas
+from tfgames.optimizers.per_player import Schedule, compile_optimizer
 
 __all__ = ["GameModel"]
 
@@ -83,8 +84,17 @@ class GameModel(keras.Model):
         )
 
     # -- compile and its round trip through saving -----------------------------------------------
-    def compile(self, optimizer: Any = "rmsprop", **kwargs) -> None:
+    def compile(
+        self, optimizer: Any = "rmsprop", *, schedule: Schedule | None = None, **kwargs
+    ) -> None:
         """Configure training: ``optimizer`` is a Keras optimizer or a tfgames game optimizer.
+
+        Per-player optimizers: ``optimizer`` may also be a mapping ``{player: optimizer}``
+        (each player with its own optimizer and hyperparameters) or a
+        :class:`tfgames.PerPlayer`; ``schedule`` (``"simultaneous"``, ``"alternating"`` or
+        ``{player: consecutive steps}``, e.g. ``{"discriminator": 5, "generator": 1}``) turns
+        a mapping, or one first-order optimizer copied for each player, into a
+        :class:`tfgames.PerPlayer` with that schedule.
 
         Other keyword arguments (``jit_compile``, ``steps_per_execution``, ``run_eagerly``) are
         those of ``keras.Model.compile``; ``loss`` and ``metrics`` are not used, because the
@@ -97,8 +107,9 @@ class GameModel(keras.Model):
                     f"from compute_losses and is reported as a metric. Received: {key}="
                     f"{kwargs[key]!r}."
                 )
-        super().compile(optimizer=optimizer, **kwargs)
         game_players = resolve_players(self.players())
+        optimizer = compile_optimizer(optimizer, schedule, game_players)
+        super().compile(optimizer=optimizer, **kwargs)
         trainable = {id(v) for v in self.trainable_variables}
         for name, variables in game_players.items():
             strays = [v.name for v in variables if id(v) not in trainable]
