@@ -66,20 +66,53 @@ def apply_after(
         optimizer.apply(direction, variables)
 
 
+#: Replacements for TF1 optimizers (and the seeds' TF1 subclasses), by class name.
+_TF1_REPLACEMENTS = {
+    "RMSPropOptimizer": "tfgames.compat.v1.RMSPropOptimizer(learning_rate) (TF1-exact: mean "
+    "square starting at ones, epsilon 1e-10) or keras.optimizers.RMSprop(learning_rate) "
+    "(mean square starting at zeros, epsilon 1e-7: different numbers)",
+    "AdamOptimizer": "keras.optimizers.Adam(learning_rate, beta_1=beta1, beta_2=beta2, "
+    "epsilon=1e-8) (Keras' default epsilon is 1e-7)",
+    "GradientDescentOptimizer": "keras.optimizers.SGD(learning_rate)",
+    "MomentumOptimizer": "keras.optimizers.SGD(learning_rate, momentum=momentum)",
+    "AdagradOptimizer": "keras.optimizers.Adagrad(learning_rate, epsilon=0.0)",
+    "SymplecticOptimizer": "tfgames.compat.v1.SymplecticOptimizer(learning_rate), passed as "
+    "the GameModel's optimizer (it is a game optimizer, not an inner one)",
+    "AdamirrorOptimizer": "tfgames.compat.v1.AdamirrorOptimizer(learning_rate)",
+}
+
+
+def _migration_hint(optimizer: Any) -> str:
+    """What to pass instead of a TF1 / Keras 2 optimizer or an optimizer class."""
+    if isinstance(optimizer, type) and issubclass(optimizer, keras.optimizers.Optimizer):
+        return f" Pass an instance, e.g. {optimizer.__name__}(learning_rate), not the class."
+    if isinstance(optimizer, tf.compat.v1.train.Optimizer):
+        name = type(optimizer).__name__
+        instead = _TF1_REPLACEMENTS.get(
+            name, "the Keras optimizer of the same name from keras.optimizers"
+        )
+        return (
+            f" {name} is a TF1 optimizer (tf.compat.v1.train.Optimizer), which cannot run "
+            f"inside Keras 3: use {instead}. tfgames.compat.v1 holds TF1-exact equivalents; "
+            "see the migration guide (docs/migration.md)."
+        )
+    if type(optimizer).__module__.startswith("tf_keras"):
+        return (
+            " This is a Keras 2 (tf_keras) optimizer; tfgames needs Keras 3: use "
+            f"keras.optimizers.{type(optimizer).__name__} from `import keras` (Keras 3)."
+        )
+    return ""
+
+
 def check_optimizer(optimizer: Any, argument: str) -> keras.optimizers.Optimizer:
     """Reject what is not a Keras 3 optimizer with an error that says what to pass instead."""
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
     kind = type(optimizer).__module__ + "." + type(optimizer).__name__
-    hint = ""
-    if "compat.v1" in kind or "tensorflow.python.training" in kind:
-        hint = (
-            " TF1 optimizers (tf.compat.v1.train.*) cannot run inside Keras 3: use the Keras "
-            "optimizer of the same name, or tfgames.compat.v1 for TF1-exact semantics."
-        )
     raise TypeError(
         f"Argument `{argument}` must be a Keras 3 optimizer instance such as "
-        f"keras.optimizers.RMSprop(1e-4). Received: an object of type {kind}.{hint}"
+        f"keras.optimizers.RMSprop(1e-4). Received: an object of type {kind}."
+        f"{_migration_hint(optimizer)}"
     )
 
 
@@ -173,7 +206,29 @@ class GameOptimizer(keras.optimizers.Optimizer):
         )
 
     def apply_gradients(self, grads_and_vars):
-        return self.apply(None)
+        received = type(grads_and_vars).__name__
+        if isinstance(grads_and_vars, (list, tuple)):
+            received = f"a {received} of {len(grads_and_vars)} (gradient, variable) pairs"
+        raise TypeError(
+            f"{type(self).__name__}.apply_gradients(grads_and_vars) is not supported: "
+            f"{type(self).__name__} needs the game, not only gradients (its update uses the "
+            "players' losses: Hessian-vector products or re-evaluations). The TF1 pattern "
+            "`Xi = tf.gradients(...)`, "
+            "`optimizer.apply_gradients(zip(Xi, xs))` becomes a tfgames.GameModel: "
+            "`players()` returns {name: layer or variables} (the variable groups of xs, in "
+            "the order of Xi) and `compute_losses(data)` returns {name: loss}; then "
+            "model.compile(optimizer=...) and model.fit(...). In a custom loop, call "
+            "optimizer.apply_game(tfgames.Game(players, loss_fn)). See docs/migration.md. "
+            f"Received: {received}."
+        )
+
+    def minimize(self, *args, **kwargs):
+        raise TypeError(
+            f"{type(self).__name__} has no minimize(loss, var_list): Keras 3 optimizers "
+            "do not minimize a loss tensor (that was TF1), and a game has one loss per "
+            "player. Declare the players and their losses in a tfgames.GameModel and call "
+            "model.compile(optimizer=...) and model.fit(...). See docs/migration.md."
+        )
 
     # -- the game step ------------------------------------------------------------------------
     def direction(self, game: Game) -> tuple[dict, list[tf.Tensor], dict[str, tf.Tensor]]:
