@@ -115,3 +115,24 @@ def test_apply_and_minimize_say_a_game_is_needed():
 def test_compat_constructor_errors(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: v1.AdamirrorOptimizer(1e-3, beta1=1.0), r"`beta1` must be in \[0, 1\)\. "
+                                                     r"Received: beta1=1\.0"),
+    (lambda: v1.AdamirrorOptimizer(1e-3, beta2=-0.5), r"`beta2` must be in \[0, 1\)"),
+    (lambda: v1.AdamirrorOptimizer(1e-3, use_locking=True),
+     r"AdamirrorOptimizer does not support `use_locking=True`"),
+])
+def test_compat_adamirror_constructor_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_seed_adamirror_class_as_inner_optimizer_names_the_compat_one():
+    class AdamirrorOptimizer(tf1.train.Optimizer):  # the seed's TF1 class, name only
+        def __init__(self):
+            super().__init__(use_locking=False, name="Adamirror")
+
+    with pytest.raises(TypeError, match=r"use tfgames\.compat\.v1\.AdamirrorOptimizer"):
+        tfgames.SGA(AdamirrorOptimizer())

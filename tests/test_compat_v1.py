@@ -322,3 +322,54 @@ def test_keras_adam_default_epsilon_differs_from_tf1():
     matched = keras_trajectory(keras.optimizers.Adam(1e-3, epsilon=1e-8), w0, grads)[-1]
     np.testing.assert_allclose(matched, ref, rtol=1e-5)
     assert np.abs(default - ref).max() > 0.5 * np.abs(ref).max()
+
+
+# -- AdamirrorOptimizer: the seed's optimistic Adam, corrected --------------------------------
+
+
+def test_adamirror_matches_the_corrected_seed_equations_in_numpy():
+    """d_t = m^_t / (sqrt(v^_t) + eps), w_t = w_{t-1} - 2 lr d_t + lr d_{t-1}, d_0 = 0."""
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal(5)
+    grads = [rng.standard_normal(5) for _ in range(4)]
+    lr, b1, b2, eps = 1e-2, 0.5, 0.9, 1e-8
+    got = keras_trajectory(v1.AdamirrorOptimizer(lr, beta1=b1, beta2=b2), w, grads)
+    # Keras keeps the learning rate in a float32 variable and ops.cast converts Python floats
+    # through float32: the constants are float32-rounded in float64 too.
+    lr, b1, b2, eps = (float(np.float32(c)) for c in (lr, b1, b2, eps))
+    m, v, d_prev = np.zeros(5), np.zeros(5), np.zeros(5)
+    for t, (g, step) in enumerate(zip(grads, got), start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        d = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        w = w - 2 * lr * d + lr * d_prev
+        d_prev = d
+        np.testing.assert_allclose(step, w, rtol=1e-12)
+
+
+def test_adamirror_is_a_configuration_of_tfgames_adamirror():
+    opt = v1.AdamirrorOptimizer(1e-3, 0.5, 0.99)
+    assert isinstance(opt, tfgames.Adamirror)
+    assert (opt.beta1, opt.beta2, opt.epsilon, opt.first_step, opt.name) == (
+        0.5, 0.99, 1e-8, "double", "Adamirror")
+    rng = np.random.default_rng(8)
+    w0 = rng.standard_normal((3, 2)).astype("float32")
+    grads = [rng.standard_normal((3, 2)).astype("float32") for _ in range(5)]
+    main = tfgames.Adamirror(1e-3, beta_1=0.5, beta_2=0.99, epsilon=1e-8, first_step="double")
+    for a, b in zip(keras_trajectory(opt, w0, grads), keras_trajectory(main, w0, grads)):
+        np.testing.assert_array_equal(a, b)
+    config = opt.get_config()
+    assert (config["beta1"], config["beta2"]) == (0.5, 0.99) and "beta_1" not in config
+    clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert type(clone) is v1.AdamirrorOptimizer and clone.get_config() == config
+
+
+def test_adamirror_converges_on_the_bilinear_game_where_adam_does_not():
+    def distance(optimizer):
+        model = tfgames.games.Bilinear()
+        model.compile(optimizer=optimizer)
+        model.fit(tfgames.datasets.step_dataset(1000), epochs=1, verbose=0)
+        return model.distance_to_equilibrium()
+
+    assert distance(v1.AdamirrorOptimizer(0.1, beta1=0.0)) < 1e-6
+    assert distance(keras.optimizers.Adam(0.1, beta_1=0.0, epsilon=1e-8)) > 1.0

@@ -9,6 +9,8 @@ seed's TF1 graph and of the port):
   at ones, epsilon 1e-10), a plain Keras optimizer.
 - :class:`SymplecticOptimizer`: the seed's SGA optimizer, i.e. :class:`tfgames.SGA` configured
   as the seed (TF1 RMSProp inside, alignment normalised by the number of variable tensors).
+- :class:`AdamirrorOptimizer`: the seed's optimistic Adam, corrected (the seed's version never
+  ran), i.e. :class:`tfgames.Adamirror` with TF1 argument names and epsilon 1e-8.
 
 They are thin configurations of the main optimizers, which hold the math. New code should use
 :class:`tfgames.SGA` with any Keras optimizer directly; this module is for reproducing TF1
@@ -23,9 +25,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfgames.optimizers.adamirror import Adamirror
+from tfgames.optimizers.ogd import FirstStep
 from tfgames.optimizers.sga import SGA
 
-__all__ = ["RMSPropOptimizer", "SymplecticOptimizer"]
+__all__ = ["AdamirrorOptimizer", "RMSPropOptimizer", "SymplecticOptimizer"]
 
 _PACKAGE = "tfgames.compat.v1"
 
@@ -309,3 +313,89 @@ class SymplecticOptimizer(SGA):
                 config["learning_rate"], custom_objects=custom_objects
             )
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AdamirrorOptimizer(Adamirror):
+    """The seed's ``AdamirrorOptimizer`` (optimistic Adam), corrected: :class:`tfgames.Adamirror`.
+
+        m_t = b1 m_{t-1} + (1 - b1) g_t,       v_t = b2 v_{t-1} + (1 - b2) g_t^2,
+        m^_t = m_t / (1 - b1^t),               v^_t = v_t / (1 - b2^t),
+        d_t = m^_t / (sqrt(v^_t) + epsilon),   w_t = w_{t-1} - 2 eta d_t + eta d_{t-1},  d_0 = 0
+
+    with eta = ``learning_rate``, b1 = ``beta1``, b2 = ``beta2`` (TF1 names) and t the step.
+    This is the update the seed notebook intended (Daskalakis et al. 2018, Algorithm 1, with the
+    previous direction slot initialised to zeros, hence ``first_step="double"``: the first
+    step is w_1 = w_0 - 2 eta d_1). The seed's TF1 code never ran: its step counter was a
+    constant int32 tensor, so ``tf.pow(beta, t)`` raised the TypeError shown in the notebook
+    (and t would have been 1 at every step: a constant cannot be assigned); the ``epsilon``
+    argument was ignored (1e-8 was hard-coded); and the previous-direction slot was assigned
+    before (or racing with) its read, which reduces the update to w_t = w_{t-1} - eta d_t,
+    Adam with epsilon outside the bias correction. Here t is the optimizer's
+    ``iterations + 1``, ``epsilon`` is used (TF1's 1e-8 by default; Keras' default is 1e-7)
+    and d_{t-1} is read before it is replaced.
+
+    Args:
+      learning_rate: eta (seed default 0.001).
+      beta1: b1 in [0, 1).
+      beta2: b2 in [0, 1).
+      epsilon: added to sqrt(v^_t) (TF1 default 1e-8).
+      use_locking: TF1 argument; only ``False`` (the seed's value) is supported.
+      name: the optimizer's name (seed default ``"Adamirror"``).
+      first_step: ``"double"`` (d_0 = 0, as the seed's zero-initialised slot) or ``"plain"``
+        (d_0 = d_1, a plain Adam first step); see :class:`tfgames.Adamirror`.
+      **kwargs: Keras optimizer arguments (``clipnorm``, ``weight_decay``, ...).
+
+    References:
+      Daskalakis, Ilyas, Syrgkanis, Zeng. Training GANs with Optimism. ICLR 2018.
+
+    Example:
+      >>> import tfgames
+      >>> opt = tfgames.compat.v1.AdamirrorOptimizer(1e-4)  # seed: AdamirrorOptimizer(lr)
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        use_locking: bool = False,
+        name: str = "Adamirror",
+        *,
+        first_step: FirstStep = "double",
+        **kwargs,
+    ) -> None:
+        owner = type(self).__name__
+        _check_use_locking(use_locking, owner)
+        for argument, value in (("beta1", beta1), ("beta2", beta2)):
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(
+                    f"{owner}: argument `{argument}` must be in [0, 1). Received: "
+                    f"{argument}={value!r}."
+                )
+        super().__init__(
+            learning_rate=_learning_rate(learning_rate, owner),
+            beta_1=float(beta1),
+            beta_2=float(beta2),
+            epsilon=epsilon,
+            first_step=first_step,
+            name=name,
+            **kwargs,
+        )
+
+    @property
+    def beta1(self) -> float:
+        """b1, TF1's name for :attr:`tfgames.Adamirror.beta_1`."""
+        return self.beta_1
+
+    @property
+    def beta2(self) -> float:
+        """b2, TF1's name for :attr:`tfgames.Adamirror.beta_2`."""
+        return self.beta_2
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["beta1"] = config.pop("beta_1")
+        config["beta2"] = config.pop("beta_2")
+        return config
