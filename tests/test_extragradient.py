@@ -1,0 +1,253 @@
+"""Extragradient, ExtraAdam and past extragradient against NumPy implementations.
+
+First three steps (eager, graph, XLA), the extrapolation step size, same or fresh noise,
+gradient evaluations per step, the bilinear game x*y, the error without a game, config
+round trip and resumed training.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfgames
+from conftest import TinyGAN, flat, real_batches
+from test_adamirror_ogd import (
+    W0,
+    bilinear_field,
+    numpy_ogd,
+    quadratic_field,
+    quadratic_model,
+    trajectory,
+)
+
+
+# -- NumPy references ----------------------------------------------------------------------------
+class NumpyAdam:
+    """Keras' Adam update with its own moments and step counter."""
+
+    def __init__(self, lr, b1, b2, eps):
+        self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
+        self.m = self.v = 0.0
+        self.t = 0
+
+    def step(self, w, g, lr=None):
+        self.t += 1
+        self.m = self.b1 * self.m + (1 - self.b1) * g
+        self.v = self.b2 * self.v + (1 - self.b2) * g * g
+        lr = self.lr if lr is None else lr
+        alpha = lr * np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
+        return w - alpha * self.m / (np.sqrt(self.v) + self.eps)
+
+
+class NumpySGD:
+    def __init__(self, lr):
+        self.lr = lr
+
+    def step(self, w, g, lr=None):
+        return w - (self.lr if lr is None else lr) * g
+
+
+def numpy_extragradient(field, w, steps, inner, lr_e=None, past=False):
+    """Korpelevich 1976 / Gidel et al. 2019; ``past``: Popov 1980 (no extrapolation at t=0)."""
+    out, last = [], None
+    for _ in range(steps):
+        if not past:
+            half = inner.step(w, field(w), lr_e)
+        else:
+            half = w if last is None else inner.step(w, last, lr_e)
+        last = field(half)
+        w = inner.step(w, last)
+        out.append(w)
+    return np.array(out)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="tfgames_tests")
+class NoisyBilinear(tfgames.games.Bilinear):
+    """f = x*y + eps*x with eps ~ N(0, 1) from the model's seed generator; records eps."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.draws = []
+
+    def compute_losses(self, data, training=False):
+        eps = keras.random.normal((), seed=self.seed_generator)
+        self.draws.append(float(eps))
+        return tfgames.zero_sum(self.x * self.y + eps * self.x, min_player="x", max_player="y")
+
+
+def scalar_game(loss=lambda x, y: x * y):
+    x, y = keras.Variable(1.0, name="x"), keras.Variable(1.0, name="y")
+    game = tfgames.Game({"x": x, "y": y},
+                        lambda: tfgames.zero_sum(loss(x, y), min_player="x", max_player="y"))
+    return game, x, y
+
+
+# -- the papers' equations, step by step ----------------------------------------------------------
+CASES = {
+    "extragradient": (lambda: tfgames.Extragradient(keras.optimizers.SGD(0.1)),
+                      lambda: dict(inner=NumpySGD(0.1))),
+    "extrapolation_lr": (
+        lambda: tfgames.Extragradient(keras.optimizers.SGD(0.1), extrapolation_learning_rate=0.3),
+        lambda: dict(inner=NumpySGD(0.1), lr_e=0.3)),
+    "past": (lambda: tfgames.Extragradient(keras.optimizers.SGD(0.1), past=True),
+             lambda: dict(inner=NumpySGD(0.1), past=True)),
+    "extra_adam": (
+        lambda: tfgames.Extragradient(keras.optimizers.Adam(0.1, 0.5, 0.9)),
+        lambda: dict(inner=NumpyAdam(0.1, 0.5, 0.9, 1e-7))),
+    "extra_adam_extrapolation_lr": (
+        lambda: tfgames.Extragradient(keras.optimizers.Adam(0.1, 0.5, 0.9),
+                                      extrapolation_learning_rate=0.05),
+        lambda: dict(inner=NumpyAdam(0.1, 0.5, 0.9, 1e-7), lr_e=0.05)),
+    "past_extra_adam": (
+        lambda: tfgames.Extragradient(keras.optimizers.Adam(0.1, 0.5, 0.9), past=True),
+        lambda: dict(inner=NumpyAdam(0.1, 0.5, 0.9, 1e-7), past=True)),
+}
+
+
+@pytest.mark.parametrize("name,jit", [(n, False) for n in CASES]
+                         + [("extra_adam_extrapolation_lr", True), ("past_extra_adam", True)])
+def test_first_three_steps_equal_numpy(name, jit):
+    make, reference = CASES[name]
+    opt = make()
+    got = trajectory(quadratic_model(), opt, 3, jit_compile=jit)
+    want = numpy_extragradient(quadratic_field, W0, 3, **reference())
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert int(opt.iterations.numpy()) == 3
+    half_steps = 5 if opt.past else 6
+    assert int(opt.inner_optimizer.iterations.numpy()) == half_steps
+    np.testing.assert_allclose(float(opt.inner_optimizer.learning_rate.numpy()), 0.1)
+
+
+def test_past_extragradient_extrapolates_along_ogd():
+    """With SGD, the points w_{t+1/2} of past extragradient follow OGD ('double' start)."""
+    game, x, y = scalar_game()
+    opt = tfgames.Extragradient(keras.optimizers.SGD(0.1), past=True)
+    half_points = []
+    for _ in range(4):
+        opt.apply_game(game)
+        # F(w_{t+1/2}) = (y_half, -x_half) is stored: recover w_{t+1/2} from it.
+        f = [p.numpy() for p in opt._past_gradients]
+        half_points.append(np.array([-f[1], f[0]]))
+    ogd = numpy_ogd(bilinear_field, np.ones(2), 0.1, 3, first_step="double")
+    np.testing.assert_allclose(half_points[0], np.ones(2), rtol=1e-6)
+    np.testing.assert_allclose(np.array(half_points[1:]), ogd, rtol=1e-6)
+
+
+# -- noise and evaluations -----------------------------------------------------------------------
+@pytest.mark.parametrize("fresh", [False, True])
+def test_second_evaluation_same_or_fresh_noise(fresh):
+    model = NoisyBilinear(seed=4)
+    model.compile(optimizer=tfgames.Extragradient(keras.optimizers.SGD(0.1), fresh_noise=fresh),
+                  run_eagerly=True)
+    model.fit(tfgames.datasets.step_dataset(1), epochs=1, verbose=0)
+    e1, e2 = model.draws
+    assert (e1 != e2) if fresh else (e1 == e2)
+    half = np.array([1.0 - 0.1 * (1.0 + e1), 1.0 + 0.1 * 1.0])
+    want = np.array([1.0 - 0.1 * (half[1] + e2), 1.0 + 0.1 * half[0]])
+    np.testing.assert_allclose([float(model.x.numpy()), float(model.y.numpy())], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("past,per_step", [(False, 2), (True, 1)])
+def test_gradient_evaluations_per_step(past, per_step):
+    game, _, _ = scalar_game()
+    opt = tfgames.Extragradient(keras.optimizers.SGD(0.1), past=past)
+    for step in range(1, 4):
+        opt.apply_game(game)
+        assert game.evaluations == per_step * step
+
+
+# -- the bilinear game x*y -----------------------------------------------------------------------
+BILINEAR = [
+    ("extragradient", lambda: tfgames.Extragradient(keras.optimizers.SGD(0.1)),
+     lambda: dict(inner=NumpySGD(0.1)), True),
+    ("past_extragradient", lambda: tfgames.Extragradient(keras.optimizers.SGD(0.1), past=True),
+     lambda: dict(inner=NumpySGD(0.1), past=True), True),
+    ("extra_adam_b1_0",
+     lambda: tfgames.Extragradient(keras.optimizers.Adam(0.1, beta_1=0.0)),
+     lambda: dict(inner=NumpyAdam(0.1, 0.0, 0.999, 1e-7)), True),
+    ("extra_adam_b1_0.9", lambda: tfgames.Extragradient(keras.optimizers.Adam(0.1)),
+     lambda: dict(inner=NumpyAdam(0.1, 0.9, 0.999, 1e-7)), False),
+]
+
+
+@pytest.mark.parametrize("name,make,reference,converges", BILINEAR, ids=[b[0] for b in BILINEAR])
+def test_bilinear_game_outcome_matches_numpy(name, make, reference, converges):
+    model = tfgames.games.Bilinear()
+    model.compile(optimizer=make())
+    model.fit(tfgames.datasets.step_dataset(1000), epochs=1, verbose=0)
+    got = model.distance_to_equilibrium()
+    want = float(np.linalg.norm(
+        numpy_extragradient(bilinear_field, np.ones(2), 1000, **reference())[-1]))
+    assert abs(got - want) <= 1e-3 * want + 1e-6, (got, want)
+    if converges:
+        assert got < 0.02
+    else:
+        assert got > 1.0
+
+
+# -- errors --------------------------------------------------------------------------------------
+def test_without_a_game_the_error_says_what_to_do():
+    opt = tfgames.Extragradient(keras.optimizers.SGD(0.1))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=opt, loss="mse")
+    with pytest.raises(TypeError, match="Extragradient needs the game.*tfgames.GameModel"):
+        model.fit(np.ones((4, 3)), np.ones((4, 1)), verbose=0)
+    with pytest.raises(TypeError, match="Extragradient needs the game.*re-evaluates.*OGD"):
+        opt.apply([tf.ones((3, 1))], model.trainable_variables[:1])
+
+
+def test_invalid_arguments_are_explained():
+    sgd = keras.optimizers.SGD
+    with pytest.raises(ValueError, match="no second evaluation.*past=True, fresh_noise=True"):
+        tfgames.Extragradient(sgd(0.1), past=True, fresh_noise=True)
+    with pytest.raises(ValueError, match="`extrapolation_learning_rate` must be a number > 0"):
+        tfgames.Extragradient(sgd(0.1), extrapolation_learning_rate=-1.0)
+    decay = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    with pytest.raises(ValueError, match="one constant learning rate.*SGD"):
+        tfgames.Extragradient(sgd(decay), extrapolation_learning_rate=0.1)
+    with pytest.raises(TypeError, match="`past` must be a bool"):
+        tfgames.Extragradient(sgd(0.1), past="yes")
+    alternating = tfgames.PerPlayer({"x": sgd(0.1), "y": sgd(0.1)}, schedule="alternating")
+    with pytest.raises(ValueError, match="schedule='simultaneous'.*'alternating'"):
+        tfgames.Extragradient(alternating)
+    with pytest.raises(TypeError, match="Keras 3 optimizer"):
+        tfgames.Extragradient("sgd")
+
+
+# -- config and saving ---------------------------------------------------------------------------
+def test_config_round_trip():
+    opt = tfgames.Extragradient(keras.optimizers.Adam(2e-4, 0.5, 0.9),
+                                extrapolation_learning_rate=1e-4, fresh_noise=True)
+    config = opt.get_config()
+    clone = tfgames.Extragradient.from_config(config)
+    assert clone.get_config() == config
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert isinstance(restored.inner_optimizer, keras.optimizers.Adam)
+    assert restored.get_config() == config
+
+
+@pytest.mark.parametrize("past", [False, True])
+def test_save_load_resume_equals_uninterrupted(tmp_path, past):
+    def fresh():
+        keras.utils.set_random_seed(1)
+        model = TinyGAN(seed=3)
+        model.compile(optimizer=tfgames.Extragradient(keras.optimizers.Adam(1e-2, 0.5),
+                                                      past=past))
+        return model
+
+    data = real_batches(3, 16)
+    straight = fresh()
+    straight.fit(data, epochs=2, verbose=0)
+    first = fresh()
+    first.fit(data, epochs=1, verbose=0)
+    path = str(tmp_path / "gan.keras")
+    first.save(path)
+    resumed = keras.models.load_model(path)
+    assert isinstance(resumed.optimizer, tfgames.Extragradient) and resumed.optimizer.past == past
+    assert int(resumed.optimizer.iterations.numpy()) == 3
+    assert int(resumed.optimizer.inner_optimizer.iterations.numpy()) == (5 if past else 6)
+    resumed.fit(data, epochs=1, verbose=0)
+    np.testing.assert_allclose(flat(resumed.trainable_variables),
+                               flat(straight.trainable_variables), rtol=1e-6, atol=1e-7)
