@@ -162,8 +162,8 @@ class PerPlayer(keras.optimizers.Optimizer):
         if missing or extra:
             raise ValueError(
                 f"PerPlayer has optimizers for {self.player_names} but the game's players are "
-                f"{list(players)}. Missing: {missing}; unexpected: {extra}. Give exactly one "
-                "optimizer per player."
+                f"{list(players)}. Players without an optimizer: {extra}; optimizers of no "
+                f"player: {missing}. Give exactly one optimizer per player."
             )
         owners = {self._var_key(v): name for name, vs in players.items() for v in vs}
         if self._owners is not None and self.built and dict(self._owners) != owners:
