@@ -131,6 +131,14 @@ class GameModel(keras.Model):
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # A compiled GameModel is built (its players' layers are) and so is its optimizer, so
+        # Keras' symbolic build has nothing to do. Skipping it also avoids Keras reducing a
+        # peeked data batch across workers, which fails under MultiWorkerMirroredStrategy.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @property
     def metrics(self) -> list:
         return list(self._trackers.values())
@@ -149,7 +157,14 @@ class GameModel(keras.Model):
         for name, value in values.items():
             if name in self._trackers:
                 self._trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self._trackers.items()}
+        strategy = tf.distribute.get_strategy()
+        extended = getattr(strategy, "extended", None)
+        if getattr(extended, "_in_multi_worker_mode", lambda: False)():
+            # Keras 3 reduces step outputs across workers with a MEAN over axis 0, which fails
+            # on scalars (tensorflow#72388); give each value that axis.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         self.train_step_traces += 1  # Python side effect: counts traces, not steps
