@@ -1,0 +1,78 @@
+"""The ``tfgames`` command line: listing, argument errors, a smoke run in and out of process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tfgames.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _exit_code_and_error(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    return info.value.code, capsys.readouterr().err
+
+
+def test_list_shows_experiments_presets_and_optimizers(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("mog", "thresholds", "gaussian75", "paper", "quick", "smoke", "sga",
+                 "rmsprop", "adamirror", "extragradient", "consensus", "omd = adamirror"):
+        assert word in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "required: COMMAND"),
+        (["run"], "required: experiment"),
+        (["run", "ring"], "invalid choice: 'ring'"),
+        (["run", "mog", "--preset", "huge"], "invalid choice: 'huge'"),
+        (["run", "mog", "--steps", "0"], "--steps: expected an integer >= 1, got 0"),
+        (["run", "mog", "--steps", "ten"], "--steps: expected an integer >= 1, got 'ten'"),
+        (["run", "mog", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+        (["run", "mog", "--optimizers", "sga,foo"], "Unknown optimizer 'foo'"),
+        (["run", "mog", "--optimizers", "sga,sga"], "listed twice"),
+        (["run", "mog", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_reason(capsys, argv, message):
+    code, err = _exit_code_and_error(capsys, argv)
+    assert code == 2
+    assert message in err
+
+
+def test_run_in_process_writes_metrics_and_figures(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", "gaussian75", "--preset", "smoke", "--optimizers", "sgd", "--steps", "2",
+            "--seed", "5", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["command"] == "tfgames " + " ".join(argv)
+    assert saved["seed"] == 5 and saved["config"]["steps"] == 2
+    assert saved["runs"]["sgd"]["status"] == "done"
+    assert (out / "gaussian75_spectra.png").stat().st_size > 0
+    assert capsys.readouterr().out == ""  # --quiet
+
+
+def test_python_dash_m_tfgames_smoke_run(tmp_path):
+    out = tmp_path / "mog"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-m", "tfgames", "run", "mog", "--preset", "smoke", "--optimizers",
+         "rmsprop", "--steps", "2", "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"metrics and figures written to {out}" in result.stdout
+    assert "rmsprop step 2/2" in result.stderr  # the log lines of the run
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["runs"]["rmsprop"]["final"]["step"] == 2
+    assert (out / "mog_rmsprop.png").stat().st_size > 0

@@ -1,0 +1,187 @@
+"""The experiments of seed 000 at smoke size, through the code path of the full runs."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfgames
+from tfgames.compat.v1 import RMSPropOptimizer
+from tfgames.experiments import EXPERIMENTS, get_experiment, gaussian75, mog, registry
+from tfgames.experiments import thresholds
+from tfgames.experiments.runner import GanConfig, gan_losses, jsonable, mlp, train_with_snapshots
+
+
+def _strict_json(path):
+    def reject(constant):
+        raise AssertionError(f"non-standard JSON constant {constant} in {path}")
+
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+# -- optimizer registry ----------------------------------------------------------------------
+def test_registry_builds_every_available_optimizer_with_its_learning_rate():
+    for name in registry.available_optimizers():
+        opt = registry.make_optimizer(name, 3e-4)
+        assert isinstance(opt, keras.optimizers.Optimizer)
+        assert float(keras.ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(3e-4)
+
+
+def test_registry_sga_is_the_seeds_configuration():
+    opt = registry.make_optimizer("sga", 1e-4)
+    assert isinstance(opt, tfgames.SGA)
+    assert isinstance(opt.inner_optimizer, RMSPropOptimizer)  # TF1 RMSProp, ms_0 = 1
+    assert (opt.lambda_, opt.use_signs, opt.epsilon, opt.normalizer) == (
+        1.0, True, 0.1, "tensors")
+    assert isinstance(registry.make_optimizer("rmsprop", 1e-4), RMSPropOptimizer)
+    assert registry.make_optimizer("adam", 1e-4).epsilon == 1e-8  # TF1's AdamOptimizer
+
+
+def test_registry_rejects_bad_names_and_missing_modules(monkeypatch):
+    assert registry.resolve_optimizer_names("SGA, rms") == ["sga", "rmsprop"]
+    with pytest.raises(ValueError, match="Unknown optimizer 'foo'.*choose from"):
+        registry.resolve_optimizer_names("sga,foo")
+    with pytest.raises(ValueError, match="listed twice"):
+        registry.resolve_optimizer_names("rms,rmsprop")
+    with pytest.raises(ValueError, match="At least one optimizer"):
+        registry.resolve_optimizer_names(" , ")
+    missing = registry.OptimizerSpec("ghost", "x", lambda lr: None, "tfgames.no_such_module")
+    monkeypatch.setitem(registry.OPTIMIZERS, "ghost", missing)
+    assert "ghost" not in registry.available_optimizers()
+    with pytest.raises(ValueError, match="needs the module tfgames.no_such_module"):
+        registry.make_optimizer("ghost", 1e-4)
+    with pytest.raises(ValueError, match="learning_rate"):
+        registry.make_optimizer("sgd", 0.0)
+
+
+# -- the GAN -----------------------------------------------------------------------------------
+def test_mlp_has_sonnet_initialisation():
+    keras.utils.set_random_seed(0)
+    net = mlp(64, 2, 384, 2, name="g")
+    kernels = [w for w in net.weights if w.path.endswith("kernel")]
+    biases = [w for w in net.weights if w.path.endswith("bias")]
+    assert [tuple(k.shape) for k in kernels] == [(64, 384), (384, 384), (384, 2)]
+    for kernel in kernels:
+        values = kernel.numpy()
+        std = 1.0 / math.sqrt(values.shape[0])
+        assert np.abs(values).max() <= 2.0 * std + 1e-7  # truncated at 2 std
+        # Variance of N(0, std^2) truncated at +-2 std: std^2 * 0.7737.
+        assert values.std() == pytest.approx(std * math.sqrt(0.7737), rel=0.05)
+    assert all(not b.numpy().any() for b in biases)
+
+
+def test_gan_losses_at_a_confused_discriminator_are_the_equilibrium_values():
+    zero = keras.layers.Lambda(lambda x: tf.zeros((tf.shape(x)[0], 1)))
+    losses = gan_losses(zero, keras.layers.Identity(), tf.ones((8, 2)), tf.ones((8, 2)))
+    assert float(losses["discriminator"]) == pytest.approx(2 * math.log(2), abs=1e-6)
+    assert float(losses["generator"]) == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_snapshot_steps():
+    assert GanConfig(steps=10, snapshot_every=4).snapshot_steps() == [0, 4, 8, 10]
+    assert GanConfig(steps=4, snapshot_every=2).snapshot_steps() == [0, 2, 4]
+    with pytest.raises(ValueError, match="target"):
+        GanConfig(target="ring")
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        GanConfig(steps=0)
+
+
+def test_training_in_segments_traces_once_and_snapshots_each_segment():
+    config = mog.PRESETS["smoke"]
+    seen = []
+    model, shots = train_with_snapshots(
+        keras.optimizers.SGD(0.05), config, seed=1, verbose=0,
+        on_snapshot=lambda shot, m: seen.append((shot.step, m.generator.weights[0].numpy())))
+    assert [s.step for s in shots] == [step for step, _ in seen] == [0, 2, 4]
+    assert model.train_step_traces == 1
+    assert int(model.optimizer.iterations) == config.steps
+    assert not np.array_equal(seen[0][1], seen[-1][1])  # the generator moved
+    assert shots[0].train_losses is None and all(np.isfinite(s.train_losses).all()
+                                                   for s in shots[1:])
+    n = config.eval_batches * config.batch_size
+    assert all(s.samples.shape == (n, 2) for s in shots)
+
+
+def test_jsonable_turns_non_finite_into_null():
+    assert jsonable({"a": np.float32(np.nan), "b": [np.inf, 1.5], "c": np.arange(2)}) == {
+        "a": None, "b": [None, 1.5], "c": [0, 1]}
+
+
+# -- the experiments, smoke size ---------------------------------------------------------------
+def test_mog_smoke(tmp_path):
+    data = mog.run(tmp_path, preset="smoke", optimizers="rmsprop,sga", seed=3, verbose=0,
+                   command="test")
+    saved = _strict_json(tmp_path / "metrics.json")
+    assert saved["runs"].keys() == {"rmsprop", "sga"} and saved["command"] == "test"
+    for name, entry in saved["runs"].items():
+        assert entry["status"] == "done"
+        assert [s["step"] for s in entry["snapshots"]] == [0, 2, 4]
+        final = entry["final"]
+        assert final["finite"] and 0 <= final["modes_covered"] <= 16
+        for key in ("disc_loss", "gen_loss", "loss_distance", "high_quality_share",
+                    "kl_modes", "wall_time_s"):
+            assert math.isfinite(final[key])
+        assert (tmp_path / f"mog_{name}.png").stat().st_size > 0
+        with np.load(tmp_path / f"samples_{name}.npz") as samples:
+            assert sorted(samples.files) == ["step_0", "step_2", "step_4"]
+    # Same seed, same initial weights and evaluation data: identical step-0 snapshots.
+    first = [data["runs"][n]["snapshots"][0] for n in ("rmsprop", "sga")]
+    assert first[0]["disc_loss"] == first[1]["disc_loss"]
+    assert "| sga | 4 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_gaussian75_smoke(tmp_path):
+    gaussian75.run(tmp_path, preset="smoke", optimizers=["rmsprop"], verbose=0)
+    entry = _strict_json(tmp_path / "metrics.json")["runs"]["rmsprop"]
+    dim = gaussian75.PRESETS["smoke"].x_dim
+    for key in ("before", "after"):
+        values = entry[key]["singular_values"]
+        assert len(values) == dim and all(math.isfinite(v) for v in values)
+        assert values == sorted(values, reverse=True)
+        assert entry[key]["spectrum_error"] == pytest.approx(
+            math.sqrt(np.mean((np.array(values) - 1.0) ** 2)))
+    assert [s["step"] for s in entry["snapshots"]] == [0, 2, 4]
+    for name in ("gaussian75_spectra.png", "gaussian75_rmsprop.png", "summary.md"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_thresholds_smoke(tmp_path):
+    thresholds.run(tmp_path, preset="smoke", optimizers="rmsprop", verbose=0)
+    saved = _strict_json(tmp_path / "metrics.json")
+    table = saved["table"]
+    assert [(r["optimizer"], r["learning_rate"]) for r in table] == [
+        ("rmsprop", 1e-3), ("rmsprop", 1e-2)]
+    for row in table:
+        assert row["finite"] and isinstance(row["converged"], bool)
+        assert row["converged"] == (row["loss_distance"] <= thresholds.CONVERGENCE_TOLERANCE)
+    assert (tmp_path / "thresholds.png").stat().st_size > 0
+    assert "| coarse | rmsprop | 0.01 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_convergence_definition():
+    ok = {"finite": True, "loss_distance": 0.01}
+    assert thresholds.converged(ok)
+    assert not thresholds.converged({"finite": True, "loss_distance": 0.06})
+    assert not thresholds.converged({"finite": False, "loss_distance": 0.0})
+    assert not thresholds.converged({"finite": True, "loss_distance": float("nan")})
+    assert thresholds.converged({"finite": True, "loss_distance": 0.05})
+
+
+def test_every_experiment_has_the_three_presets():
+    for name in EXPERIMENTS:
+        module = get_experiment(name)
+        assert set(module.PRESETS) == set(module.DEFAULT_OPTIMIZERS) == {
+            "paper", "quick", "smoke"}
+    paper = mog.PRESETS["paper"]
+    assert (paper.depth, paper.width, paper.z_dim, paper.batch_size, paper.learning_rate,
+            paper.steps) == (6, 384, 64, 256, 1e-4, 10_000)
+    paper75 = gaussian75.PRESETS["paper"]
+    assert (paper75.x_dim, paper75.depth, paper75.width, paper75.z_dim, paper75.batch_size,
+            paper75.learning_rate, paper75.steps) == (75, 2, 200, 200, 64, 2e-4, 20_000)
+    assert thresholds.GRIDS["paper"] == {"coarse": [1e-5, 5e-5, 1e-4, 5e-4, 1e-3],
+                                         "fine": [8e-5, 1e-4, 1.2e-4, 1.4e-4, 1.6e-4]}
+    with pytest.raises(ValueError, match="Unknown experiment"):
+        get_experiment("ring")

@@ -1,0 +1,191 @@
+"""Optimizers of the experiments, by name: the seed's five plus the game optimizers.
+
+``make_optimizer(name, learning_rate)`` builds a fresh optimizer configured as in the SGA
+notebook (seed 000). The seed ran TF1 optimizers; their Keras 3 stand-ins are:
+
+========== ======================================================================= ==========
+name       optimizer                                                               vs TF1
+========== ======================================================================= ==========
+sgd        ``keras.optimizers.SGD(lr)``                                            identical
+adagrad    ``keras.optimizers.Adagrad(lr, initial_accumulator_value=0.1)``         + eps 1e-7
+adam       ``keras.optimizers.Adam(lr, epsilon=1e-8)``                             identical
+rmsprop    ``tfgames.compat.v1.RMSPropOptimizer(lr)`` (TF1 RMSProp: ms_0 = 1)     identical
+sga        ``tfgames.SGA(compat.v1.RMSPropOptimizer(lr), lambda_=1,                seed's
+           use_signs=True, normalizer="tensors")``                                 formula
+consensus  ``tfgames.Consensus(compat.v1.RMSPropOptimizer(lr), gamma=10)``         (new)
+adamirror  ``tfgames.optimizers.adamirror`` (optimistic Adam), lazily imported      (new)
+extragrad. ``tfgames.optimizers.extragradient`` over SGD, lazily imported           (new)
+========== ======================================================================= ==========
+
+Keras' Adagrad adds epsilon = 1e-7 to sqrt(accumulator) where TF1 adds nothing (the
+accumulator starts at 0.1, so the difference is below 1e-6 relative). ``sga`` is the seed's
+``SymplecticOptimizer`` (:class:`tfgames.compat.v1.SymplecticOptimizer`) except that H xi is
+computed in forward mode, which equals the seed's double-backward product up to rounding.
+``omd`` is an alias of ``adamirror``, the seed's name for it in Experiment 6.
+
+Optimizers whose module is not installed stay listed, with ``available=False``; building one
+raises an error that names the missing module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import keras
+
+__all__ = [
+    "ALIASES",
+    "OPTIMIZERS",
+    "OptimizerSpec",
+    "available_optimizers",
+    "make_optimizer",
+    "resolve_optimizer_names",
+]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One entry of the registry.
+
+    Attributes:
+        name: registry key.
+        description: the configuration, as shown by ``tfgames list``.
+        build: ``build(learning_rate) -> optimizer``, importing what it needs when called.
+        module: the tfgames module the optimizer lives in (checked by :attr:`available`).
+    """
+
+    name: str
+    description: str
+    build: Callable[[float], Any]
+    module: str = "tfgames"
+
+    @property
+    def available(self) -> bool:
+        """Whether :attr:`module` can be imported in this installation."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except ModuleNotFoundError:
+            return False
+
+
+def _tf1_rmsprop(learning_rate: float) -> keras.optimizers.Optimizer:
+    from tfgames.compat.v1 import RMSPropOptimizer
+
+    return RMSPropOptimizer(learning_rate)
+
+
+def _sga(learning_rate: float) -> keras.optimizers.Optimizer:
+    from tfgames.optimizers.sga import SGA
+
+    return SGA(_tf1_rmsprop(learning_rate), lambda_=1.0, use_signs=True,
+               normalizer="tensors", hvp_mode="forward")
+
+
+def _consensus(learning_rate: float) -> keras.optimizers.Optimizer:
+    from tfgames.optimizers.consensus import Consensus
+
+    return Consensus(_tf1_rmsprop(learning_rate), gamma=10.0)
+
+
+def _class_in(module: str, *names: str) -> Any:
+    loaded = importlib.import_module(module)
+    for name in names:
+        if hasattr(loaded, name):
+            return getattr(loaded, name)
+    raise ImportError(f"{module} defines none of {names}")
+
+
+def _adamirror(learning_rate: float) -> keras.optimizers.Optimizer:
+    return _class_in("tfgames.optimizers.adamirror", "Adamirror")(learning_rate=learning_rate)
+
+
+def _extragradient(learning_rate: float) -> keras.optimizers.Optimizer:
+    cls = _class_in("tfgames.optimizers.extragradient", "Extragradient")
+    return cls(keras.optimizers.SGD(learning_rate))
+
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    spec.name: spec
+    for spec in (
+        OptimizerSpec("sgd", "keras SGD (= TF1 GradientDescentOptimizer)",
+                      lambda lr: keras.optimizers.SGD(lr)),
+        OptimizerSpec("adagrad", "keras Adagrad, accumulator_0 = 0.1 (TF1 + eps 1e-7)",
+                      lambda lr: keras.optimizers.Adagrad(lr, initial_accumulator_value=0.1)),
+        OptimizerSpec("adam", "keras Adam, epsilon 1e-8 (= TF1 AdamOptimizer)",
+                      lambda lr: keras.optimizers.Adam(lr, epsilon=1e-8)),
+        OptimizerSpec("rmsprop", "tfgames.compat.v1.RMSPropOptimizer (= TF1 RMSProp)",
+                      _tf1_rmsprop, "tfgames.compat.v1"),
+        OptimizerSpec("sga", "SGA over TF1 RMSProp, lambda 1, alignment on, "
+                      "normalizer='tensors' (the seed's)", _sga, "tfgames.optimizers.sga"),
+        OptimizerSpec("consensus", "Consensus over TF1 RMSProp, gamma 10", _consensus,
+                      "tfgames.optimizers.consensus"),
+        OptimizerSpec("adamirror", "Adamirror (optimistic Adam; the seed's OMD)", _adamirror,
+                      "tfgames.optimizers.adamirror"),
+        OptimizerSpec("extragradient", "Extragradient over SGD", _extragradient,
+                      "tfgames.optimizers.extragradient"),
+    )
+}
+
+#: Other names accepted on the command line.
+ALIASES: dict[str, str] = {"omd": "adamirror", "rms": "rmsprop"}
+
+
+def available_optimizers() -> list[str]:
+    """Names of the registered optimizers whose module is installed, in registry order."""
+    return [name for name, spec in OPTIMIZERS.items() if spec.available]
+
+
+def resolve_optimizer_names(names: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Canonical registry names for a comma-separated string or a list, validated.
+
+    Raises:
+        ValueError: an empty list, an unknown name, a duplicate, or an optimizer whose
+            module is not installed; the message lists the valid names.
+    """
+    items = [n.strip().lower() for n in names.split(",")] if isinstance(names, str) else [
+        str(n).strip().lower() for n in names
+    ]
+    items = [n for n in items if n]
+    if not items:
+        raise ValueError(
+            f"At least one optimizer is needed; choose from {sorted(OPTIMIZERS)}. "
+            f"Received: {names!r}"
+        )
+    out: list[str] = []
+    for item in items:
+        name = ALIASES.get(item, item)
+        if name not in OPTIMIZERS:
+            raise ValueError(
+                f"Unknown optimizer {item!r}; choose from {sorted(OPTIMIZERS)} (aliases "
+                f"{sorted(ALIASES)}). Received: {names!r}"
+            )
+        if not OPTIMIZERS[name].available:
+            raise ValueError(
+                f"Optimizer {name!r} needs the module {OPTIMIZERS[name].module}, which is not "
+                f"installed in this version of tfgames; available: {available_optimizers()}."
+            )
+        if name in out:
+            raise ValueError(f"Optimizer {name!r} is listed twice. Received: {names!r}")
+        out.append(name)
+    return out
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A fresh optimizer ``name`` (see the module table) with ``learning_rate``.
+
+    Args:
+        name: a key of :data:`OPTIMIZERS` or of :data:`ALIASES`.
+        learning_rate: the step size eta (of the inner optimizer for game optimizers), > 0.
+
+    Returns:
+        A Keras 3 optimizer, or a tfgames game optimizer, ready for ``GameModel.compile``.
+    """
+    (canonical,) = resolve_optimizer_names([name])
+    if not learning_rate > 0:
+        raise ValueError(
+            f"Argument `learning_rate` must be > 0. Received: learning_rate={learning_rate!r}"
+        )
+    return OPTIMIZERS[canonical].build(float(learning_rate))

@@ -1,0 +1,338 @@
+"""The shared machinery of the experiments: the seed's GAN, training with snapshots, records.
+
+- :class:`MLPGAN`: the GAN of the SGA notebook as a :class:`tfgames.GameModel`: ReLU MLPs with
+  Sonnet-1 initialisation, real data and noise drawn inside the train step, the seed's sigmoid
+  cross-entropy losses.
+- :func:`train_with_snapshots`: ``fit`` in segments on a dummy step data set, taking a snapshot
+  (evaluation losses and generated samples on fixed noise) before training and at regular
+  steps, with a progress bar over all steps.
+- :class:`RunRecord`: the experiment's metrics, written to ``metrics.json`` after every
+  snapshot, so that an interrupted run leaves its partial results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfgames
+from tfgames import datasets
+from tfgames.model import GameModel
+
+__all__ = [
+    "GanConfig",
+    "MLPGAN",
+    "RunRecord",
+    "Snapshot",
+    "gan_losses",
+    "jsonable",
+    "mlp",
+    "train_with_snapshots",
+]
+
+log = logging.getLogger("tfgames.experiments")
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """Size and schedule of one GAN training run.
+
+    Attributes:
+        target: ``"grid"`` (4x4 mixture, x_dim 2) or ``"gaussian"`` (N(0, I_x_dim)).
+        x_dim: data dimension.
+        depth: hidden layers of both MLPs.
+        width: units per hidden layer.
+        z_dim: generator noise dimension.
+        batch_size: real and generated samples per step.
+        learning_rate: the optimizers' step size.
+        steps: training steps.
+        snapshot_every: steps between snapshots (a last one is taken at ``steps``).
+        eval_batches: batches of ``batch_size`` generated (and real) samples per snapshot.
+        std: standard deviation of each grid component (``target="grid"``).
+    """
+
+    target: str = "grid"
+    x_dim: int = 2
+    depth: int = 6
+    width: int = 384
+    z_dim: int = 64
+    batch_size: int = 256
+    learning_rate: float = 1e-4
+    steps: int = 10_000
+    snapshot_every: int = 2_000
+    eval_batches: int = 10
+    std: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.target not in ("grid", "gaussian"):
+            raise ValueError(
+                f"GanConfig.target must be 'grid' or 'gaussian'. Received: {self.target!r}"
+            )
+        for name in ("x_dim", "depth", "width", "z_dim", "batch_size", "steps",
+                     "snapshot_every", "eval_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"GanConfig.{name} must be an integer >= 1. Received: {name}={value!r}"
+                )
+        if not self.learning_rate > 0:
+            raise ValueError(
+                f"GanConfig.learning_rate must be > 0. Received: {self.learning_rate!r}"
+            )
+
+    def snapshot_steps(self) -> list[int]:
+        """0, snapshot_every, 2 snapshot_every, ..., and ``steps``."""
+        return sorted(set(range(0, self.steps, self.snapshot_every)) | {self.steps})
+
+
+def mlp(in_dim: int, depth: int, width: int, out_dim: int, *, name: str) -> keras.Sequential:
+    """The seed's MLP: ``depth`` ReLU layers of ``width`` units and a linear output layer.
+
+    h_0 = x, h_{k+1} = relu(h_k W_k + b_k) for k < depth, y = h_depth W + b. Every kernel is
+    drawn from a normal truncated at 2 standard deviations with stddev = 1/sqrt(fan_in) and
+    the biases start at zero, Sonnet 1's ``snt.Linear`` default used by the seed.
+    """
+    layers: list[Any] = [keras.Input((in_dim,))]
+    fan_in = in_dim
+    for units, activation in [(width, "relu")] * depth + [(out_dim, None)]:
+        layers.append(keras.layers.Dense(
+            units, activation=activation,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=1.0 / math.sqrt(fan_in)),
+            bias_initializer="zeros",
+        ))
+        fan_in = units
+    return keras.Sequential(layers, name=name)
+
+
+def gan_losses(discriminator: Callable, generator: Callable, x_real: tf.Tensor,
+               z: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+    """The seed's GAN losses with logits D(.) (sigmoid cross-entropy, non-saturating G).
+
+    L_D = -mean log sigma(D(x)) - mean log(1 - sigma(D(G(z)))),
+    L_G = -mean log sigma(D(G(z))).
+    At the equilibrium D = 1/2 everywhere: L_D = 2 ln 2, L_G = ln 2.
+    """
+    real = discriminator(x_real, training=training)
+    fake = discriminator(generator(z, training=training), training=training)
+    bce = tf.nn.sigmoid_cross_entropy_with_logits
+    d_loss = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
+        bce(tf.zeros_like(fake), fake))
+    g_loss = tf.reduce_mean(bce(tf.ones_like(fake), fake))
+    return {"discriminator": d_loss, "generator": g_loss}
+
+
+@keras.saving.register_keras_serializable(package="tfgames.experiments")
+class MLPGAN(GameModel):
+    """The SGA notebook's GAN: MLP generator and discriminator, data sampled in the step.
+
+    Players, in the seed's order ``xs = disc_vars + gen_vars``: ``discriminator`` minimises
+    L_D and ``generator`` minimises L_G (:func:`gan_losses`). Each train step draws
+    ``batch_size`` real samples (:func:`tfgames.datasets.grid_batch` or
+    :func:`tfgames.datasets.gaussian_batch`) and z ~ N(0, I_z_dim) from the model's noise
+    stream, so ``fit`` needs only a dummy data set (:func:`tfgames.datasets.step_dataset`).
+
+    Args:
+        config: the sizes (:class:`GanConfig`; the schedule fields are not used here).
+        seed: seed of the noise stream.
+    """
+
+    def __init__(self, config: GanConfig | Mapping[str, Any] = GanConfig(), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.config = config if isinstance(config, GanConfig) else GanConfig(**config)
+        c = self.config
+        self.discriminator = mlp(c.x_dim, c.depth, c.width, 1, name="discriminator")
+        self.generator = mlp(c.z_dim, c.depth, c.width, c.x_dim, name="generator")
+
+    def players(self) -> dict[str, keras.Model]:
+        return {"discriminator": self.discriminator, "generator": self.generator}
+
+    def sample_real(self, n: int, seed: keras.random.SeedGenerator | int | None) -> tf.Tensor:
+        """``n`` samples of the target distribution."""
+        c = self.config
+        if c.target == "grid":
+            return datasets.grid_batch(n, seed, std=c.std)
+        return datasets.gaussian_batch(n, c.x_dim, seed)
+
+    def compute_losses(self, data: Any, training: bool = False) -> dict[str, tf.Tensor]:
+        c = self.config
+        x_real = self.sample_real(c.batch_size, self.seed_generator)
+        z = keras.random.normal((c.batch_size, c.z_dim), seed=self.seed_generator)
+        return gan_losses(self.discriminator, self.generator, x_real, z, training)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "config": asdict(self.config)}
+
+
+@dataclass
+class Snapshot:
+    """The state of a run at one step, on fixed evaluation noise.
+
+    Attributes:
+        step: training steps done.
+        losses: (L_D, L_G) averaged over the evaluation batches.
+        train_losses: mean training losses over the steps since the previous snapshot (None
+            at step 0).
+        samples: generated samples, shape ``(eval_batches * batch_size, x_dim)``.
+        wall_time_s: seconds since the start of training.
+    """
+
+    step: int
+    losses: tuple[float, float]
+    train_losses: tuple[float, float] | None
+    samples: np.ndarray
+    wall_time_s: float
+
+
+class _Progress(keras.callbacks.Callback):
+    """A ``keras.utils.Progbar`` over all steps of a run, across ``fit`` segments."""
+
+    def __init__(self, bar: keras.utils.Progbar | None) -> None:
+        super().__init__()
+        self.bar = bar
+        self.offset = 0
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self.bar is not None:
+            values = [(k, float(v)) for k, v in (logs or {}).items()
+                      if k in ("discriminator_loss", "generator_loss", "sga_lambda")]
+            self.bar.update(self.offset + batch + 1, values=values)
+
+
+def _evaluate(model: MLPGAN, x_real: tf.Tensor, z: tf.Tensor, n_batches: int
+              ) -> tuple[tuple[float, float], np.ndarray]:
+    samples = model.generator(z, training=False)
+    d_losses, g_losses = [], []
+    for x_b, z_b in zip(tf.split(x_real, n_batches), tf.split(z, n_batches)):
+        losses = gan_losses(model.discriminator, model.generator, x_b, z_b)
+        d_losses.append(float(losses["discriminator"]))
+        g_losses.append(float(losses["generator"]))
+    return (float(np.mean(d_losses)), float(np.mean(g_losses))), samples.numpy()
+
+
+def train_with_snapshots(
+    optimizer: keras.optimizers.Optimizer,
+    config: GanConfig,
+    *,
+    seed: int = 0,
+    on_snapshot: Callable[[Snapshot, "MLPGAN"], None] | None = None,
+    verbose: int = 1,
+    jit_compile: bool = False,
+) -> tuple[MLPGAN, list[Snapshot]]:
+    """Train :class:`MLPGAN` with ``optimizer`` for ``config.steps`` steps, with snapshots.
+
+    Seeds Keras (``keras.utils.set_random_seed(seed)``), so that runs with the same seed start
+    from the same weights whatever the optimizer. Snapshots are taken at
+    ``config.snapshot_steps()`` (step 0 is before the first update; step k after k updates)
+    on evaluation data drawn once: ``eval_batches`` batches of real samples and of z, the
+    same for every snapshot (the seed's ``ztest``). Training runs in ``fit`` calls of
+    ``snapshot_every`` steps on :func:`tfgames.datasets.step_dataset`; the train step is
+    traced once.
+
+    Args:
+        optimizer: a fresh Keras or tfgames optimizer (see
+            :func:`tfgames.experiments.registry.make_optimizer`).
+        config: sizes and schedule.
+        seed: weights, training noise and evaluation noise seed.
+        on_snapshot: called with each :class:`Snapshot` and the model as soon as the
+            snapshot is taken (e.g. to draw more samples from ``model.generator``).
+        verbose: 1 for a progress bar updated in place, 2 for one line per snapshot
+            segment, 0 for none.
+        jit_compile: compile the train step with XLA.
+
+    Returns:
+        ``(model, snapshots)``.
+    """
+    keras.utils.set_random_seed(seed)
+    model = MLPGAN(config, seed=seed)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    n_eval = config.eval_batches * config.batch_size
+    x_eval = model.sample_real(n_eval, seed + 10_007)
+    z_eval = keras.random.normal((n_eval, config.z_dim), seed=seed + 20_011)
+
+    snapshots: list[Snapshot] = []
+    start = time.perf_counter()
+
+    def snap(step: int, train_losses: tuple[float, float] | None) -> None:
+        losses, samples = _evaluate(model, x_eval, z_eval, config.eval_batches)
+        shot = Snapshot(step, losses, train_losses, samples, time.perf_counter() - start)
+        snapshots.append(shot)
+        if on_snapshot is not None:
+            on_snapshot(shot, model)
+
+    bar = None
+    if verbose:
+        bar = keras.utils.Progbar(
+            config.steps, verbose=1 if verbose == 1 else 2,
+            stateful_metrics=["discriminator_loss", "generator_loss", "sga_lambda"],
+        )
+    progress = _Progress(bar)
+    steps = config.snapshot_steps()
+    snap(0, None)
+    for begin, end in zip(steps[:-1], steps[1:]):
+        progress.offset = begin
+        history = model.fit(datasets.step_dataset(end - begin), epochs=1, verbose=0, shuffle=False,
+                            callbacks=[progress])
+        logs = {k: v[-1] for k, v in history.history.items()}
+        snap(end, (float(logs["discriminator_loss"]), float(logs["generator_loss"])))
+    return model, snapshots
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars/arrays as Python objects and non-finite floats as None."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+@dataclass
+class RunRecord:
+    """An experiment's metrics, rewritten atomically to ``path`` at every :meth:`save`.
+
+    Non-finite floats are stored as ``null`` (strict JSON); every record that can hold one
+    also says whether its values are finite.
+    """
+
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, out: str | os.PathLike[str], experiment: str, **meta: Any) -> "RunRecord":
+        """A record for ``experiment`` in the folder ``out`` (created), with run metadata."""
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {
+            "experiment": experiment,
+            **meta,
+            "versions": {"tfgames": tfgames.__version__, "tensorflow": tf.__version__,
+                         "keras": keras.__version__, "python": sys.version.split()[0]},
+            "devices": [d.device_type for d in tf.config.list_logical_devices()],
+            "runs": {},
+        }
+        record = cls(folder / "metrics.json", data)
+        record.save()
+        return record
+
+    def save(self) -> None:
+        """Write the record (to a temporary file first, then rename)."""
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(jsonable(self.data), indent=1, allow_nan=False) + "\n")
+        os.replace(tmp, self.path)
