@@ -31,6 +31,10 @@ def make_optimizer(name):
         "sga_db": lambda: t.SGA(keras.optimizers.SGD(0.05), hvp_mode="double_backward"),
         "consensus": lambda: t.Consensus(keras.optimizers.Adam(1e-2), gamma=1.0),
         "sgd": lambda: keras.optimizers.SGD(0.05),
+        "extragradient": lambda: t.Extragradient(keras.optimizers.Adam(1e-2)),
+        "past_extragradient": lambda: t.Extragradient(keras.optimizers.SGD(0.05), past=True),
+        "adamirror": lambda: t.Adamirror(1e-2),
+        "lookahead_sga": lambda: t.Lookahead(t.SGA(keras.optimizers.SGD(0.05)), k=2),
     }[name]()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 HERE = os.path.dirname(__file__)
-OPTIMIZERS = ["sgd", "sga", "sga_db", "consensus"]
+OPTIMIZERS = ["sgd", "sga", "sga_db", "consensus", "adamirror", "lookahead_sga"]
 
 
 @pytest.fixture(scope="module")
