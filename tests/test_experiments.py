@@ -57,6 +57,18 @@ def test_registry_rejects_bad_names_and_missing_modules(monkeypatch):
         registry.make_optimizer("sgd", 0.0)
 
 
+@pytest.mark.parametrize("name", ["consensus", "adamirror", "extragradient"])
+def test_every_registry_optimizer_trains_the_gan(name):
+    if name not in registry.available_optimizers():
+        pytest.skip(f"{registry.OPTIMIZERS[name].module} is not installed")
+    config = GanConfig(depth=1, width=4, z_dim=2, batch_size=16, steps=2, snapshot_every=2,
+                       eval_batches=1, learning_rate=1e-2)
+    model, shots = train_with_snapshots(registry.make_optimizer(name, 1e-2), config, verbose=0)
+    assert model.train_step_traces == 1
+    assert all(np.isfinite(s.losses).all() for s in shots)
+    assert shots[0].losses != shots[-1].losses
+
+
 # -- the GAN -----------------------------------------------------------------------------------
 def test_mlp_has_sonnet_initialisation():
     keras.utils.set_random_seed(0)

@@ -3,19 +3,19 @@
 ``make_optimizer(name, learning_rate)`` builds a fresh optimizer configured as in the SGA
 notebook (seed 000). The seed ran TF1 optimizers; their Keras 3 stand-ins are:
 
-========== ======================================================================= ==========
-name       optimizer                                                               vs TF1
-========== ======================================================================= ==========
-sgd        ``keras.optimizers.SGD(lr)``                                            identical
-adagrad    ``keras.optimizers.Adagrad(lr, initial_accumulator_value=0.1)``         + eps 1e-7
-adam       ``keras.optimizers.Adam(lr, epsilon=1e-8)``                             identical
-rmsprop    ``tfgames.compat.v1.RMSPropOptimizer(lr)`` (TF1 RMSProp: ms_0 = 1)     identical
-sga        ``tfgames.SGA(compat.v1.RMSPropOptimizer(lr), lambda_=1,                seed's
-           use_signs=True, normalizer="tensors")``                                 formula
-consensus  ``tfgames.Consensus(compat.v1.RMSPropOptimizer(lr), gamma=10)``         (new)
-adamirror  ``tfgames.optimizers.adamirror`` (optimistic Adam), lazily imported      (new)
-extragrad. ``tfgames.optimizers.extragradient`` over SGD, lazily imported           (new)
-========== ======================================================================= ==========
+| name | optimizer | vs the seed's TF1 optimizer |
+| --- | --- | --- |
+| sgd | `keras.optimizers.SGD(lr)` | identical update |
+| adagrad | `keras.optimizers.Adagrad(lr, initial_accumulator_value=0.1)` | + epsilon 1e-7 |
+| adam | `keras.optimizers.Adam(lr, epsilon=1e-8)` | identical update |
+| rmsprop | `tfgames.compat.v1.RMSPropOptimizer(lr)` (TF1 RMSProp, ms_0 = 1) | identical |
+| sga | `tfgames.SGA(compat.v1.RMSPropOptimizer(lr), lambda_=1, use_signs=True, normalizer="tensors")` | the seed's formula |
+| consensus | `tfgames.Consensus(compat.v1.RMSPropOptimizer(lr), gamma=10)` | not in the seed |
+| adamirror | `tfgames.compat.v1.AdamirrorOptimizer(lr)` (optimistic Adam) | the seed's OMD, corrected |
+| extragradient | `tfgames.Extragradient(keras.optimizers.SGD(lr))` | not in the seed |
+| extraadam | `tfgames.Extragradient(keras.optimizers.Adam(lr, epsilon=1e-8))` | not in the seed |
+
+The game optimizers' modules are imported only when an optimizer is built.
 
 Keras' Adagrad adds epsilon = 1e-7 to sqrt(accumulator) where TF1 adds nothing (the
 accumulator starts at 0.1, so the difference is below 1e-6 relative). ``sga`` is the seed's
@@ -99,12 +99,17 @@ def _class_in(module: str, *names: str) -> Any:
 
 
 def _adamirror(learning_rate: float) -> keras.optimizers.Optimizer:
-    return _class_in("tfgames.optimizers.adamirror", "Adamirror")(learning_rate=learning_rate)
+    return _class_in("tfgames.compat.v1", "AdamirrorOptimizer")(learning_rate)
 
 
 def _extragradient(learning_rate: float) -> keras.optimizers.Optimizer:
     cls = _class_in("tfgames.optimizers.extragradient", "Extragradient")
     return cls(keras.optimizers.SGD(learning_rate))
+
+
+def _extra_adam(learning_rate: float) -> keras.optimizers.Optimizer:
+    cls = _class_in("tfgames.optimizers.extragradient", "Extragradient")
+    return cls(keras.optimizers.Adam(learning_rate, epsilon=1e-8))
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
@@ -122,10 +127,13 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                       "normalizer='tensors' (the seed's)", _sga, "tfgames.optimizers.sga"),
         OptimizerSpec("consensus", "Consensus over TF1 RMSProp, gamma 10", _consensus,
                       "tfgames.optimizers.consensus"),
-        OptimizerSpec("adamirror", "Adamirror (optimistic Adam; the seed's OMD)", _adamirror,
+        OptimizerSpec("adamirror", "tfgames.compat.v1.AdamirrorOptimizer: optimistic Adam, "
+                      "the seed's OMD corrected (eps 1e-8, d_0 = 0)", _adamirror,
                       "tfgames.optimizers.adamirror"),
-        OptimizerSpec("extragradient", "Extragradient over SGD", _extragradient,
-                      "tfgames.optimizers.extragradient"),
+        OptimizerSpec("extragradient", "Extragradient over keras SGD (2 gradients per step)",
+                      _extragradient, "tfgames.optimizers.extragradient"),
+        OptimizerSpec("extraadam", "Extragradient over keras Adam, eps 1e-8 (ExtraAdam)",
+                      _extra_adam, "tfgames.optimizers.extragradient"),
     )
 }
 
