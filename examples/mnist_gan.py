@@ -1,0 +1,111 @@
+"""Seed 001, T2.1: the convolutional GAN on MNIST, two optimizers, alternating updates.
+
+The seed's game (Goodfellow et al. 2014), images scaled to [-1, 1], D outputs a logit:
+
+    l_D = -(1/2) (E_x log sigmoid(D(x)) + E_z log(1 - sigmoid(D(G(z))))),
+    l_G = -E_z log sigmoid(D(G(z)))              (the non-saturating surrogate of Q2.1),
+
+generator = the VAE decoder with a tanh output, discriminator = five 5x5 convolutions (see
+``_mnist_models.py``), z ~ N(0, I_10), batch 64. Each player has its own optimizer, the
+discriminator Adam(1e-4, beta_1 = 0.5, beta_2 = 0.9) and the generator Adam(3e-4, 0.9, 0.9),
+and the seed's loop alternates one discriminator step and one generator step, each on fresh
+data and noise: ``compile(optimizer={...}, schedule="alternating")``. l_D = log 2 is the value
+where the discriminator is fooled (D = 1/2 everywhere).
+
+Figures: both losses over training, data and samples, latent interpolations. ``metrics.json``:
+classes covered and classifier score of 1,000 samples (:func:`tfgames.mnist.sample_scores`).
+
+    python examples/mnist_gan.py --steps 3000 --out runs/mnist_gan
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _shared  # noqa: E402
+from _mnist_models import (  # noqa: E402
+    BATCH_SIZE, NUM_LATENTS, decoder_network, discriminator_network)
+
+import tfgames  # noqa: E402
+
+
+class ConvGAN(tfgames.GameModel):
+    """The seed's GAN; the batch holds real digits in [0, 1]."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.generator = decoder_network("generator", tanh=True)
+        self.discriminator = discriminator_network()
+
+    def players(self):
+        return {"discriminator": self.discriminator, "generator": self.generator}
+
+    def fake(self, batch_size) -> tf.Tensor:
+        z = keras.random.normal((batch_size, NUM_LATENTS), seed=self.seed_generator)
+        return self.generator(z, training=True)
+
+    def compute_losses(self, data, training=False):
+        real = 2.0 * data - 1.0
+        real_logits = self.discriminator(real, training=training)
+        fake_logits = self.discriminator(self.fake(tf.shape(real)[0]), training=training)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits
+        d_loss = 0.5 * (tf.reduce_mean(bce(tf.ones_like(real_logits), real_logits))
+                        + tf.reduce_mean(bce(tf.zeros_like(fake_logits), fake_logits)))
+        g_loss = tf.reduce_mean(bce(tf.ones_like(fake_logits), fake_logits))
+        return {"discriminator": d_loss, "generator": g_loss}
+
+
+def run(model: tfgames.GameModel, optimizers: dict, schedule, args, name: str, *,
+        full_steps: int, fooled: float) -> dict:
+    """Trains ``args.steps`` generator updates and writes the seed's figures and the scores."""
+    out = _shared.setup(args, name, full_steps=full_steps, smoke_steps=2)
+    images = _shared.mnist_images(args)
+    batch = 16 if args.smoke else BATCH_SIZE
+    model.compile(optimizer=optimizers, schedule=schedule, **_shared.compile_kwargs(args))
+    per_iteration = (sum(schedule.values()) if isinstance(schedule, dict) else 2)
+    train_steps = per_iteration * args.steps
+    window = min(per_iteration * (1 if args.smoke else 50), train_steps)
+    curves, steps, seconds = _shared.fit_in_windows(
+        model, _shared.image_batches(images, batch, args.seed), train_steps, window=window)
+    iterations = steps // per_iteration
+    _shared.curves({"Discriminator loss": {"D": curves["discriminator_loss"]},
+                    "Generator loss": {"G": curves["generator_loss"]}}, iterations,
+                   out / "losses.png", xlabel="generator updates",
+                   reference={"Discriminator loss": (fooled, "discriminator is being fooled")})
+
+    rng = np.random.default_rng(args.seed)
+    z = rng.standard_normal((_shared.scored_samples(args), NUM_LATENTS)).astype(np.float32)
+    samples = (model.generator.predict(z, batch_size=250, verbose=0) + 1.0) / 2.0
+    data = images[rng.choice(len(images), BATCH_SIZE, replace=False)]
+    _shared.digit_panels({"Data": data, "Samples": samples[:BATCH_SIZE]}, out / "digits.png")
+    interpolation = _shared.gaussian_interpolation(NUM_LATENTS, BATCH_SIZE, args.seed + 1)
+    _shared.digit_panels(
+        {"Latent space interpolations": (model.generator(interpolation).numpy() + 1.0) / 2.0},
+        out / "interpolations.png")
+    scores = _shared.digit_scores(samples, args, out)
+    metrics = {"example": name, "generator_updates": args.steps, "train_steps": train_steps,
+               "batch_size": batch, "mnist": args.mnist_used, "seconds": seconds,
+               "final_discriminator_loss": curves["discriminator_loss"][-1],
+               "final_generator_loss": curves["generator_loss"][-1], "sample_scores": scores}
+    _shared.write_metrics(out, metrics)
+    return metrics
+
+
+def main(argv=None) -> dict:
+    args = _shared.parser(__doc__.splitlines()[0], steps=3000, mnist_data=True).parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    optimizers = {"discriminator": keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9),
+                  "generator": keras.optimizers.Adam(3e-4, beta_1=0.9, beta_2=0.9)}
+    return run(ConvGAN(seed=args.seed), optimizers, "alternating", args, "mnist_gan",
+               full_steps=3000, fooled=float(np.log(2.0)))
+
+
+if __name__ == "__main__":
+    main()
