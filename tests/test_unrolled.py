@@ -203,3 +203,14 @@ def test_errors_name_the_constraint():
         unrolled.functional_call(d, [])
     with pytest.raises(ValueError, match="Received: unroll_steps=-2"):
         unrolled.UnrolledGAN(g, d, latent_dim=2, unroll_steps=-2)
+
+
+def test_unrolled_gan_unrolls_with_the_discriminators_own_per_player_optimizer():
+    model = _gan(3)
+    d_opt = keras.optimizers.Adam(1e-4, beta_1=0.5)
+    model.compile(optimizer={"discriminator": d_opt, "generator": keras.optimizers.Adam(1e-3)})
+    assert model.discriminator_optimizer() is d_opt
+    assert d_opt.built
+    with pytest.raises(TypeError, match="Received: an object of type RMSprop"):
+        _gan(1).compile(optimizer={"discriminator": keras.optimizers.RMSprop(),
+                                   "generator": keras.optimizers.Adam()})
