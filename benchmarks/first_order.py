@@ -1,0 +1,136 @@
+"""Step time of the first-order game optimizers against their plain counterparts.
+
+Measured side by side in one run, on the 4x4-grid architecture (G and D: 6 hidden ReLU layers
+of 384 units, z 64, batch 256, real samples drawn by :func:`tfgames.datasets.grid_batch` inside
+the step), from identical initial weights, through ``GameModel``'s compiled train step:
+
+- ``adam``: simultaneous Adam (a stock Keras optimizer), the plain step;
+- ``extragradient``: ``tfgames.Extragradient(Adam)`` (ExtraAdam: two gradient evaluations
+  and two Adam half-steps per step); target <= 2.2x ``adam``;
+- ``past-extragradient``: the same with ``past=True`` (one evaluation per step);
+- ``adamirror``: ``tfgames.Adamirror`` (optimistic Adam); target <= 1.15x ``adam``;
+- ``lookahead-adam``: ``tfgames.Lookahead(Adam, k=5)``.
+
+Each configuration runs ``--steps`` steps per repetition; repetitions are interleaved across
+configurations (in a rotating order) so that machine noise hits all of them alike. Reported:
+the median time per step of each (machine-dependent, for orientation only) and, as the result,
+its ratio to ``adam``: the median over repetitions of the ratio of the two times measured in
+the same repetition.
+
+Usage: ``python benchmarks/first_order.py [--reps 7] [--steps 20] [--jit] [--small]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfgames  # noqa: E402
+
+
+def mlp(in_dim: int, depth: int, width: int, out_dim: int, name: str) -> keras.Sequential:
+    layers = [keras.Input((in_dim,))]
+    layers += [keras.layers.Dense(width, activation="relu") for _ in range(depth)]
+    layers.append(keras.layers.Dense(out_dim))
+    return keras.Sequential(layers, name=name)
+
+
+class GridGAN(tfgames.GameModel):
+    """GAN on the 4x4 grid: sigmoid cross-entropy losses, data sampled in the step."""
+
+    def __init__(self, depth: int, width: int, z_dim: int, batch_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.z_dim, self.batch_size = z_dim, batch_size
+        self.discriminator = mlp(2, depth, width, 1, "discriminator")
+        self.generator = mlp(z_dim, depth, width, 2, "generator")
+
+    def players(self):
+        return {"discriminator": self.discriminator, "generator": self.generator}
+
+    def compute_losses(self, data, training=False):
+        x_real = tfgames.datasets.grid_batch(self.batch_size, self.seed_generator)
+        z = keras.random.normal((self.batch_size, self.z_dim), seed=self.seed_generator)
+        real = self.discriminator(x_real)
+        fake = self.discriminator(self.generator(z))
+        bce = tf.nn.sigmoid_cross_entropy_with_logits
+        d = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
+            bce(tf.zeros_like(fake), fake))
+        return {"discriminator": d, "generator": tf.reduce_mean(bce(tf.ones_like(fake), fake))}
+
+
+def optimizers(lr: float) -> dict[str, callable]:
+    adam = lambda: keras.optimizers.Adam(lr, beta_1=0.5, beta_2=0.9)  # noqa: E731
+    return {
+        "adam": adam,
+        "extragradient": lambda: tfgames.Extragradient(adam()),
+        "past-extragradient": lambda: tfgames.Extragradient(adam(), past=True),
+        "adamirror": lambda: tfgames.Adamirror(lr, beta_1=0.5, beta_2=0.9),
+        "lookahead-adam": lambda: tfgames.Lookahead(adam(), k=5, alpha=0.5),
+    }
+
+
+def runner(make_optimizer, sizes: tuple[int, int, int, int], jit: bool, warmup: int):
+    keras.utils.set_random_seed(0)  # identical initial weights for every configuration
+    model = GridGAN(*sizes, seed=1)
+    model.compile(optimizer=make_optimizer(), jit_compile=jit)
+    iterator = iter(tfgames.datasets.step_dataset(1).repeat())
+    model.make_train_function()
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            logs = model.train_function(iterator)
+        for value in tf.nest.flatten(logs):  # wait for the last step to finish
+            value.numpy()
+
+    run(warmup)
+    return model, run
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
+    parser.add_argument("--small", action="store_true", help="tiny nets (a smoke run)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only these configurations (adam is always run)")
+    args = parser.parse_args(argv)
+    sizes = (2, 32, 8, 64) if args.small else (6, 384, 64, 256)
+    tf.get_logger().setLevel("ERROR")  # one trace per model: not a retracing problem
+    chosen = {name: make for name, make in optimizers(1e-4).items()
+              if not args.only or name == "adam" or name in args.only}
+    built = {name: runner(make, sizes, args.jit, warmup=3) for name, make in chosen.items()}
+    models = {name: model for name, (model, _) in built.items()}
+    runs = {name: run for name, (_, run) in built.items()}
+    names = list(runs)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(args.reps):
+        for name in names[rep % len(names):] + names[: rep % len(names)]:
+            start = time.perf_counter()
+            runs[name](args.steps)
+            times[name].append((time.perf_counter() - start) / args.steps)
+
+    depth, width, z_dim, batch = sizes
+    devices = sorted({d.device_type for d in tf.config.list_logical_devices()})
+    print(f"GAN {depth}x{width} ReLU MLPs, z {z_dim}, batch {batch}, jit_compile={args.jit}, "
+          f"{args.reps} interleaved repetitions of {args.steps} steps, TF {tf.__version__}, "
+          f"devices {devices}; traces per model: "
+          f"{sorted({model.train_step_traces for model in models.values()})}")
+    print(f"{'optimizer':<20}{'median ms/step':>16}{'ratio to adam':>16}{'target':>10}")
+    targets = {"extragradient": 2.2, "adamirror": 1.15}
+    for name in names:
+        ratios = [t / a for t, a in zip(times[name], times["adam"])]
+        target = f"<= {targets[name]}" if name in targets else ""
+        print(f"{name:<20}{1e3 * statistics.median(times[name]):>16.1f}"
+              f"{statistics.median(ratios):>16.2f}{target:>10}")
+
+
+if __name__ == "__main__":
+    main()
