@@ -126,7 +126,11 @@ class Game:
       players: ``{name: layer | model | variable | [variables]}`` in a fixed order.
       loss_fn: zero-argument callable returning ``{name: scalar loss}`` with the same keys.
       seed_generator: the generator the loss function draws its noise from, if any.
-      loss_scale: factor applied to the losses before differentiation.
+      loss_scale: factor applied to the losses before differentiation, kept in the results
+        (``1 / num_replicas_in_sync`` under a strategy).
+      numeric_scale: factor applied to the losses before differentiation and divided out of
+        xi, H v and H^T v: the dynamic loss scale of mixed-float16 training, which keeps
+        float16 intermediate gradients from underflowing without changing the results.
     """
 
     def __init__(
@@ -136,6 +140,7 @@ class Game:
         *,
         seed_generator: keras.random.SeedGenerator | None = None,
         loss_scale: float = 1.0,
+        numeric_scale: float | tf.Tensor = 1.0,
     ) -> None:
         self.players = resolve_players(players)
         self.variables = [v for vs in self.players.values() for v in vs]
@@ -143,6 +148,7 @@ class Game:
         self._seed_generator = seed_generator
         self._seed_snapshot = None
         self.loss_scale = loss_scale
+        self.numeric_scale = numeric_scale
         self.evaluations = 0
         self.last_losses: dict[str, tf.Tensor] | None = None
 
@@ -184,12 +190,29 @@ class Game:
                     f"The loss of player {name!r} must be a scalar. Received: shape "
                     f"{loss.shape}. Reduce it, e.g. with tf.reduce_mean."
                 )
+            if loss.dtype in (tf.float16, tf.bfloat16):  # mixed precision: reduce in float32
+                loss = tf.cast(loss, tf.float32)
             out[name] = loss
         self.evaluations += 1
         self.last_losses = out
-        if self.loss_scale != 1.0:
-            return {k: v * tf.cast(self.loss_scale, v.dtype) for k, v in out.items()}
+        factor = self._factor()
+        if factor is not None:
+            return {k: v * tf.cast(factor, v.dtype) for k, v in out.items()}
         return out
+
+    def _factor(self):
+        """loss_scale * numeric_scale, or None when it is exactly 1."""
+        if isinstance(self.numeric_scale, (int, float)) and self.numeric_scale == 1.0:
+            return None if self.loss_scale == 1.0 else self.loss_scale
+        return self.loss_scale * tf.cast(self.numeric_scale, tf.float32)
+
+    def _unscale(self, tensors):
+        """Divide out ``numeric_scale`` (products of scaled losses are scaled linearly)."""
+        if tensors is None or (
+            isinstance(self.numeric_scale, (int, float)) and self.numeric_scale == 1.0
+        ):
+            return tensors
+        return [t / tf.cast(self.numeric_scale, t.dtype) for t in tensors]
 
     def losses(self) -> dict[str, tf.Tensor]:
         """Evaluate and validate the players' losses once (unscaled, as reported)."""
@@ -198,7 +221,8 @@ class Game:
 
     def gradient(self) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
         """``(losses, xi)``: one evaluation of the losses and the simultaneous gradient."""
-        return products.simultaneous_gradient(self._checked_losses, self.players)
+        losses, xi = products.simultaneous_gradient(self._checked_losses, self.players)
+        return losses, self._unscale(xi)
 
     def products(
         self,
@@ -210,10 +234,13 @@ class Game:
         vector_fn=None,
     ) -> products.GameProducts:
         """xi, H v and H^T v (see :func:`tfgames.products.game_products`)."""
-        return products.game_products(
+        vector_fn = vector_fn or (lambda xs: xs)
+        p = products.game_products(
             self._checked_losses, self.players, vector, hv=hv, htv=htv, mode=mode,
-            vector_fn=vector_fn,
+            vector_fn=lambda xs: vector_fn(self._unscale(xs)),
         )
+        return p._replace(xi=self._unscale(p.xi), hv=self._unscale(p.hv),
+                          htv=self._unscale(p.htv))
 
     def split(self, flat: Sequence[tf.Tensor]) -> dict[str, list[tf.Tensor]]:
         """Cut a list aligned with :attr:`variables` into ``{player: [tensors]}``."""

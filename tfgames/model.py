@@ -14,6 +14,47 @@ from tfgames.optimizers.per_player import Schedule, compile_optimizer
 __all__ = ["GameModel"]
 
 
+def _is_game_optimizer(optimizer: Any) -> bool:
+    return hasattr(optimizer, "apply_game")
+
+
+def _loss_scaling_inside(optimizer: Any) -> Any:
+    """LossScaleOptimizer(G1(...Gk(K))) -> G1(...Gk(LossScaleOptimizer(K))).
+
+    Under the ``mixed_float16`` policy Keras wraps the compiled optimizer in a
+    ``LossScaleOptimizer``, which would hand gradients to the game optimizer's ``apply``. The
+    loss scale belongs to the first-order optimizer that applies the update: the game sees the
+    dynamically scaled losses (``Game.numeric_scale``), divides the scale out of xi and the
+    Hessian-vector products (the SGA adjustment is quadratic in xi), and the inner
+    ``LossScaleOptimizer`` checks the step for overflow and adapts the scale.
+    """
+    LSO = keras.optimizers.LossScaleOptimizer
+    if not isinstance(optimizer, LSO) or not _is_game_optimizer(optimizer.inner_optimizer):
+        return optimizer
+    outer = node = optimizer.inner_optimizer
+    while _is_game_optimizer(getattr(node, "inner_optimizer", None)):
+        node = node.inner_optimizer
+    if not isinstance(getattr(node, "inner_optimizer", None), keras.optimizers.Optimizer):
+        raise ValueError(
+            f"mixed_float16 loss scaling needs one first-order optimizer inside "
+            f"{type(node).__name__}, and it has none. Use the mixed_bfloat16 policy (no loss "
+            "scaling), or wrap the first-order optimizers yourself in "
+            "keras.optimizers.LossScaleOptimizer."
+        )
+    node.inner_optimizer = LSO(node.inner_optimizer)
+    return outer
+
+
+def _dynamic_loss_scale(optimizer: Any):
+    """The dynamic scale of the LossScaleOptimizer that applies the update, or 1."""
+    node = optimizer
+    while node is not None:
+        if isinstance(node, keras.optimizers.LossScaleOptimizer):
+            return node.dynamic_scale
+        node = getattr(node, "inner_optimizer", None)
+    return 1.0
+
+
 @keras.saving.register_keras_serializable(package="tfgames")
 class GameModel(keras.Model):
     """A Keras model that trains n players, each minimising its own loss, with ``fit``.
@@ -110,6 +151,7 @@ class GameModel(keras.Model):
         game_players = resolve_players(self.players())
         optimizer = compile_optimizer(optimizer, schedule, game_players)
         super().compile(optimizer=optimizer, **kwargs)
+        self.optimizer = _loss_scaling_inside(self.optimizer)
         trainable = {id(v) for v in self.trainable_variables}
         for name, variables in game_players.items():
             strays = [v.name for v in variables if id(v) not in trainable]
@@ -151,6 +193,7 @@ class GameModel(keras.Model):
             lambda: self.compute_losses(data, training=training),
             seed_generator=self.seed_generator,
             loss_scale=1.0 / num_replicas(),
+            numeric_scale=_dynamic_loss_scale(self.optimizer),
         )
 
     def _record(self, values: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:

@@ -63,6 +63,11 @@ def apply_after(
     """
     after = [t for t in direction if t is not None] + list((losses or {}).values())
     with tf.control_dependencies(after):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            # The game divided the loss scale out of its products; the LossScaleOptimizer
+            # divides it out again and checks the scaled step for overflow.
+            scale = optimizer.dynamic_scale
+            direction = [None if d is None else d * tf.cast(scale, d.dtype) for d in direction]
         optimizer.apply(direction, variables)
 
 
