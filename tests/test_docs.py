@@ -18,7 +18,7 @@ def _python_blocks(path):
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("page", ["docs/index.md", "docs/games.md"])
+@pytest.mark.parametrize("page", ["docs/index.md", "docs/games.md", "docs/scaling.md"])
 def test_doc_snippets_run(page):
     blocks = _python_blocks(ROOT / page)
     assert blocks
