@@ -161,6 +161,8 @@ BILINEAR = [
      lambda: numpy_adam(bilinear_field, np.ones(2), 0.1, 1000), False),
     ("ogd", lambda: tfgames.OGD(0.1),
      lambda: numpy_ogd(bilinear_field, np.ones(2), 0.1, 1000), True),
+    ("ogd_double", lambda: tfgames.OGD(0.1, first_step="double"),
+     lambda: numpy_ogd(bilinear_field, np.ones(2), 0.1, 1000, "double"), True),
     ("adamirror_b1_0", lambda: tfgames.Adamirror(0.1, beta_1=0.0),
      lambda: numpy_adamirror(bilinear_field, np.ones(2), 0.1, 1000, b1=0.0), True),
     ("adamirror_b1_0.9", lambda: tfgames.Adamirror(0.1),

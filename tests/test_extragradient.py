@@ -49,13 +49,10 @@ class NumpySGD:
 
 
 def numpy_extragradient(field, w, steps, inner, lr_e=None, past=False):
-    """Korpelevich 1976 / Gidel et al. 2019; ``past``: Popov 1980 (no extrapolation at t=0)."""
-    out, last = [], None
+    """Korpelevich 1976 / Gidel et al. 2019; ``past``: Popov 1980 with F(w_{-1/2}) = 0."""
+    out, last = [], np.zeros_like(w)
     for _ in range(steps):
-        if not past:
-            half = inner.step(w, field(w), lr_e)
-        else:
-            half = w if last is None else inner.step(w, last, lr_e)
+        half = inner.step(w, last if past else field(w), lr_e)
         last = field(half)
         w = inner.step(w, last)
         out.append(w)
@@ -115,8 +112,7 @@ def test_first_three_steps_equal_numpy(name, jit):
     want = numpy_extragradient(quadratic_field, W0, 3, **reference())
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     assert int(opt.iterations.numpy()) == 3
-    half_steps = 5 if opt.past else 6
-    assert int(opt.inner_optimizer.iterations.numpy()) == half_steps
+    assert int(opt.inner_optimizer.iterations.numpy()) == 6
     np.testing.assert_allclose(float(opt.inner_optimizer.learning_rate.numpy()), 0.1)
 
 
@@ -247,7 +243,29 @@ def test_save_load_resume_equals_uninterrupted(tmp_path, past):
     resumed = keras.models.load_model(path)
     assert isinstance(resumed.optimizer, tfgames.Extragradient) and resumed.optimizer.past == past
     assert int(resumed.optimizer.iterations.numpy()) == 3
-    assert int(resumed.optimizer.inner_optimizer.iterations.numpy()) == (5 if past else 6)
+    assert int(resumed.optimizer.inner_optimizer.iterations.numpy()) == 6
     resumed.fit(data, epochs=1, verbose=0)
     np.testing.assert_allclose(flat(resumed.trainable_variables),
                                flat(straight.trainable_variables), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_equals_one_device():
+    """Both variants on 2 logical CPUs under MirroredStrategy (tests/distributed_worker.py)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(__file__)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(here), here])}
+    proc = subprocess.run(
+        [sys.executable, os.path.join(here, "distributed_worker.py"),
+         "extragradient,past_extragradient"],
+        capture_output=True, text=True, env=env, timeout=600)
+    line = [entry for entry in proc.stdout.splitlines() if entry.startswith("RESULT ")]
+    assert line, proc.stderr[-4000:]
+    for name, result in json.loads(line[0][len("RESULT "):]).items():
+        single, mirrored, init = (flat(result[k]) for k in ("single", "mirrored", "init"))
+        assert np.abs(single - init).max() > 1e-3, name
+        np.testing.assert_allclose(mirrored, single, rtol=1e-5, atol=1e-6, err_msg=name)

@@ -95,13 +95,21 @@ def test_lookahead_in_a_plain_keras_fit_equals_numpy():
                                atol=1e-7)
 
 
-def test_lookahead_gda_converges_on_the_bilinear_game():
+def extragradient_step(field, lr):
+    return lambda w: w - lr * field(w - lr * field(w))
+
+
+@pytest.mark.parametrize("extragradient", [False, True], ids=["la_gda", "la_extragrad"])
+def test_lookahead_converges_on_the_bilinear_game(extragradient):
     """GDA with step 0.1 ends ~205 from the equilibrium; LA-GDA (k=5, alpha=0.5) converges."""
+    inner = keras.optimizers.SGD(0.1)
+    step = sgd_step(bilinear_field, 0.1)
+    if extragradient:
+        inner, step = tfgames.Extragradient(inner), extragradient_step(bilinear_field, 0.1)
     model = tfgames.games.Bilinear()
-    model.compile(optimizer=tfgames.Lookahead(keras.optimizers.SGD(0.1), k=5, alpha=0.5))
+    model.compile(optimizer=tfgames.Lookahead(inner, k=5, alpha=0.5))
     model.fit(tfgames.datasets.step_dataset(1000), epochs=1, verbose=0)
-    want = float(np.linalg.norm(
-        numpy_lookahead(sgd_step(bilinear_field, 0.1), np.ones(2), 1000, 5, 0.5)[-1]))
+    want = float(np.linalg.norm(numpy_lookahead(step, np.ones(2), 1000, 5, 0.5)[-1]))
     got = model.distance_to_equilibrium()
     assert abs(got - want) <= 1e-3 * want + 1e-6, (got, want)
     assert got < 0.05

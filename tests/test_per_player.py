@@ -194,3 +194,48 @@ def test_errors_name_the_constraint_and_the_fix():
     alternating = tfgames.PerPlayer({"x": SGD(0.1), "y": SGD(0.1)}, schedule="alternating")
     with pytest.raises(ValueError, match="apply_game"):
         alternating.apply([np.zeros(())], [keras.Variable(0.0)])
+
+
+DISTRIBUTED = r"""
+import os, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np, tfgames
+from conftest import TinyGAN, real_batches
+
+def run(strategy, schedule):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        model = TinyGAN(seed=3)
+        model.compile(optimizer={"discriminator": keras.optimizers.Adam(1e-2),
+                                 "generator": keras.optimizers.SGD(0.05)}, schedule=schedule)
+    model.fit(real_batches(3, 16, with_noise=True), epochs=1, verbose=0)  # z in the data
+    return np.concatenate([v.numpy().ravel() for v in model.trainable_variables])
+
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+single = run(tf.distribute.OneDeviceStrategy("/cpu:0"), "simultaneous")
+print("DIFF", np.abs(run(mirrored, "simultaneous") - single).max())
+try:
+    run(mirrored, "alternating")
+except ValueError as error:
+    print("ERROR", str(error).splitlines()[0])
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_simultaneous_equals_one_device_alternating_is_refused():
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(__file__)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(here), here]),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", DISTRIBUTED], capture_output=True, text=True,
+                          env=env, timeout=600)
+    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines()
+               if line.startswith(("DIFF ", "ERROR ")))
+    assert "DIFF" in out, proc.stderr[-4000:]
+    assert float(out["DIFF"]) < 1e-6
+    assert "replicas is not supported" in out["ERROR"]

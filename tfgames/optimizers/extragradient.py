@@ -8,7 +8,14 @@ import keras
 import tensorflow as tf
 
 from tfgames.game import Game
-from tfgames.optimizers.base import GameOptimizer, StepResult, apply_after, check_optimizer
+from tfgames.optimizers.base import (
+    GameOptimizer,
+    StepResult,
+    all_reduce_sum,
+    apply_after,
+    check_optimizer,
+    num_replicas,
+)
 from tfgames.optimizers.per_player import PerPlayer, bind_players
 
 __all__ = ["Extragradient"]
@@ -43,10 +50,13 @@ class Extragradient(GameOptimizer):
     - ``past=True``: past extragradient, also "extrapolation from the past" (Popov 1980;
       Gidel et al. 2019): w_{t+1/2} = w_t - eta F(w_{t-1/2}) reuses the F of the previous
       step, so each step evaluates the game's gradient once. First step: there is no
-      F(w_{-1/2}), so the first extrapolation is skipped (w_{1/2} = w_0, the inner optimizer
-      is not called) and the first step is the inner optimizer's plain step on F(w_0), as in
-      the authors' code. With SGD the extrapolated points w_{t+1/2} follow optimistic
-      gradient descent (:class:`tfgames.OGD`).
+      F(w_{-1/2}); it is zero (a zero-initialised slot), so the first extrapolation is the
+      inner optimizer's step on a zero gradient. That does not move SGD or Adam (w_{1/2} =
+      w_0, their moments stay zero) and the first step is a step on F(w_0), but the inner
+      step counter advances, so ExtraAdam's first real step is bias-corrected as its second
+      (a step (1 + b2)^(1/2) / (1 + b1) times Adam's first). With SGD the extrapolated points
+      w_{t+1/2} follow optimistic gradient descent (:class:`tfgames.OGD`,
+      ``first_step="double"``).
 
     Gradient evaluations per step: 2 (1 with ``past=True``). Naming: Mertikopoulos et al.
     (ICLR 2019) call this two-evaluation method "optimistic mirror descent"; Daskalakis et al.
@@ -55,7 +65,7 @@ class Extragradient(GameOptimizer):
     points.
 
     :attr:`iterations` counts game steps; ``inner_optimizer.iterations`` counts half-steps
-    (two per step, one on the first step with ``past=True``). The losses reported are those
+    (two per step). The losses reported are those
     at w_t (at w_{t+1/2} with ``past=True``, the only evaluation). To give each player its
     own optimizer, wrap a simultaneous :class:`tfgames.PerPlayer`:
     ``Extragradient(PerPlayer({"discriminator": Adam(...), "generator": Adam(...)}))``.
@@ -184,15 +194,12 @@ class Extragradient(GameOptimizer):
         variables = game.variables
         saved = [_read(v) for v in variables]
         if self.past:
-            past = self._past_gradients
-            indices = [self._get_variable_index(v) for v in variables]
-            tf.cond(
-                self._iterations > 0,
-                lambda: self._extrapolate(
-                    [tf.convert_to_tensor(past[i]) for i in indices], variables, saved
-                ),
-                lambda: None,
-            )
+            # The slots hold the global F (summed over replicas); the inner optimizer sums
+            # the per-replica shares again.
+            past = [self._past_gradients[self._get_variable_index(v)] for v in variables]
+            share = 1.0 / num_replicas()
+            direction = [tf.convert_to_tensor(p) * tf.cast(share, p.dtype) for p in past]
+            self._extrapolate(direction, variables, saved + direction)
         else:
             with tf.control_dependencies(saved):
                 losses, f_start = game.gradient()
@@ -203,8 +210,8 @@ class Extragradient(GameOptimizer):
         half_losses, f_half = game.gradient()
         if self.past:
             reported = dict(game.last_losses)
-            for i, f in zip(indices, f_half):
-                past[i].assign(f)
+            for slot, f in zip(past, all_reduce_sum(f_half)):
+                slot.assign(f)
         with tf.control_dependencies(f_half + list(half_losses.values())):
             for variable, value in zip(variables, saved):
                 variable.assign(value)

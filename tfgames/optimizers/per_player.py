@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfgames import products
 from tfgames.game import Game
-from tfgames.optimizers.base import StepResult, apply_after, check_optimizer
+from tfgames.optimizers.base import StepResult, apply_after, check_optimizer, num_replicas
 
 __all__ = ["SCHEDULES", "PerPlayer", "Schedule", "bind_players", "compile_optimizer"]
 
@@ -74,7 +74,9 @@ class PerPlayer(keras.optimizers.Optimizer):
     The container must know which variables belong to which player: ``GameModel.compile``
     binds them (``compile(optimizer={...}, schedule=...)`` builds a :class:`PerPlayer`, or
     pass one directly), ``apply_game`` binds them from the game, and in a plain Keras loop
-    call :meth:`bind_players` before the first step. Game optimizers wrap a simultaneous
+    call :meth:`bind_players` before the first step. Under a ``tf.distribute`` strategy with
+    several replicas only the simultaneous schedule runs (an alternating one raises a
+    ``ValueError``). Game optimizers wrap a simultaneous
     container, e.g. ``tfgames.Extragradient(PerPlayer({...}))`` (per-player ExtraAdam) or
     ``tfgames.SGA(PerPlayer({...}))``; :class:`tfgames.Lookahead` also wraps an alternating
     one. ``learning_rate`` of the container itself is unused (0): each player's optimizer
@@ -267,6 +269,14 @@ class PerPlayer(keras.optimizers.Optimizer):
             losses, xi = game.gradient()
             apply_after(self, xi, game.variables, losses)
             return StepResult(dict(game.last_losses), {})
+        if num_replicas() > 1:
+            raise ValueError(
+                f"PerPlayer with schedule {self.schedule!r} under a tf.distribute strategy with "
+                f"{num_replicas()} replicas is not supported: the step chooses the active "
+                "player's optimizer with a conditional, and Keras optimizers synchronise "
+                "replicas (merge_call) that a conditional branch cannot contain. Use "
+                "schedule='simultaneous' under a strategy, or train on one device."
+            )
         order = (
             list(self.schedule) if isinstance(self.schedule, Mapping) else self.player_names
         )
