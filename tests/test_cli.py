@@ -48,31 +48,39 @@ def test_bad_arguments_exit_2_with_the_reason(capsys, argv, message):
     assert message in err
 
 
-def test_run_in_process_writes_metrics_and_figures(tmp_path, capsys):
+def test_run_in_process_then_summarize(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["run", "gaussian75", "--preset", "smoke", "--optimizers", "sgd", "--steps", "2",
+    argv = ["run", "mog", "--preset", "smoke", "--optimizers", "sgd", "--steps", "2",
             "--seed", "5", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["command"] == "tfgames " + " ".join(argv)
     assert saved["seed"] == 5 and saved["config"]["steps"] == 2
-    assert saved["runs"]["sgd"]["status"] == "done"
-    assert (out / "gaussian75_spectra.png").stat().st_size > 0
+    final = saved["runs"]["sgd"]["final"]
+    assert saved["runs"]["sgd"]["status"] == "done" and final["step"] == 2
+    assert (out / "mog_sgd.png").stat().st_size > 0
     assert capsys.readouterr().out == ""  # --quiet
+
+    assert main(["summarize", str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 3 and table[2].startswith(
+        f"| sgd | 5 | 2 | {final['disc_loss']:.4f} | {final['gen_loss']:.4f} |")
+    code, err = _exit_code_and_error(capsys, ["summarize", str(tmp_path / "nothing")])
+    assert code == 2 and "no metrics.json" in err
 
 
 def test_python_dash_m_tfgames_smoke_run(tmp_path):
-    out = tmp_path / "mog"
+    out = tmp_path / "g75"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
-        [sys.executable, "-m", "tfgames", "run", "mog", "--preset", "smoke", "--optimizers",
-         "rmsprop", "--steps", "2", "--out", str(out)],
+        [sys.executable, "-m", "tfgames", "run", "gaussian75", "--preset", "smoke",
+         "--optimizers", "sgd", "--steps", "2", "--out", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"metrics and figures written to {out}" in result.stdout
-    assert "rmsprop step 2/2" in result.stderr  # the log lines of the run
+    assert "sgd step 2/2" in result.stderr  # the log lines of the run
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["runs"]["rmsprop"]["final"]["step"] == 2
-    assert (out / "mog_rmsprop.png").stat().st_size > 0
+    assert saved["runs"]["sgd"]["after"]["spectrum_error"] >= 0
+    assert (out / "gaussian75_spectra.png").stat().st_size > 0

@@ -143,6 +143,12 @@ def test_mog_smoke(tmp_path):
     first = [data["runs"][n]["snapshots"][0] for n in ("rmsprop", "sga")]
     assert first[0]["disc_loss"] == first[1]["disc_loss"]
     assert "| sga | 4 |" in (tmp_path / "summary.md").read_text()
+    rows = {r["run"]: r for r in mog.collect([tmp_path])}
+    for name in ("rmsprop", "sga"):
+        final = saved["runs"][name]["final"]
+        for key in ("modes_covered", "high_quality_share", "kl_modes", "modes_covered_10std",
+                    "high_quality_share_10std", "kl_modes_10std", "disc_loss", "step"):
+            assert rows[name][key] == pytest.approx(final[key], abs=1e-12)
 
 
 def test_gaussian75_smoke(tmp_path):

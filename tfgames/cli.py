@@ -3,6 +3,7 @@
 Usage::
 
     tfgames list
+    tfgames summarize DIR [DIR ...]
     tfgames run mog|thresholds|gaussian75 [--preset quick|paper|smoke]
                 [--optimizers sga,rmsprop] [--steps N] [--seed S] [--out DIR] [--quiet]
 
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="list the experiments, presets and optimizers")
+    summarize = commands.add_parser(
+        "summarize", help="print a Markdown table of finished or running mog runs",
+        description="Print a Markdown table of the last snapshot of every mog run found in "
+                    "the given --out folders (running runs included, marked with their step).",
+    )
+    summarize.add_argument("folders", nargs="+", help="output folders of `tfgames run mog`")
     run = commands.add_parser(
         "run", help="run an experiment; writes metrics.json and PNG figures to --out",
         description="Run an experiment; writes metrics.json, PNG figures and summary.md to "
@@ -112,6 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "list":
         sys.stdout.write(_list() + "\n")
+        return 0
+
+    if args.command == "summarize":
+        from tfgames.experiments import mog
+
+        missing = [f for f in args.folders if not os.path.isfile(os.path.join(f, "metrics.json"))]
+        if missing:
+            parser.error(f"no metrics.json in {missing}; pass --out folders of `tfgames run mog`")
+        sys.stdout.write(mog.collect_table(mog.collect(args.folders)))
         return 0
 
     from tfgames.experiments import get_experiment

@@ -55,14 +55,14 @@ CONVERGENCE_TOLERANCE = 0.05
 GRIDS: dict[str, dict[str, list[float]]] = {
     "paper": {"coarse": [1e-5, 5e-5, 1e-4, 5e-4, 1e-3],
               "fine": [8e-5, 1e-4, 1.2e-4, 1.4e-4, 1.6e-4]},
-    "quick": {"coarse": [1e-4, 5e-4, 1e-3, 5e-3, 1e-2]},
+    "quick": {"coarse": [2.5e-4, 1e-3, 4e-3]},
     "smoke": {"coarse": [1e-3, 1e-2]},
 }
 
 #: The GAN of each preset (the learning rate is replaced by the grid's).
 PRESETS: dict[str, GanConfig] = {
     "paper": MOG_PRESETS["paper"],
-    "quick": dataclasses.replace(MOG_PRESETS["quick"], steps=1_000, snapshot_every=500),
+    "quick": dataclasses.replace(MOG_PRESETS["quick"], steps=2_000, snapshot_every=1_000),
     "smoke": MOG_PRESETS["smoke"],
 }
 
