@@ -175,3 +175,20 @@ def test_invalid_arguments_are_explained():
     wrapped = tfgames.Lookahead(tfgames.Extragradient(keras.optimizers.SGD(0.1)))
     with pytest.raises(TypeError, match="Extragradient needs the game.*apply_game"):
         wrapped.apply([np.zeros(())], [keras.Variable(0.0)])
+
+
+def test_docs_page_snippets_run():
+    """docs/optimizers/first-order.md: its python blocks run in order (gan: a TinyGAN)."""
+    import pathlib
+    import re
+
+    from conftest import TinyGAN
+
+    page = pathlib.Path(__file__).parents[1] / "docs" / "optimizers" / "first-order.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    assert len(blocks) == 3
+    namespace = {"gan": TinyGAN(seed=0)}
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"first-order.md[python block {index}]", "exec"), namespace)
+    assert namespace["model"].distance_to_equilibrium() < 0.01
+    assert namespace["gan"].optimizer.schedule == "alternating"
