@@ -4,7 +4,17 @@ Declare players and their losses in a :class:`GameModel`, compile it with a game
 (:class:`SGA`, :class:`Consensus`, ...) or any Keras optimizer, and ``fit``.
 """
 
-from tfgames import callbacks, compat, datasets, games, metrics, plotting, products, unrolled
+from tfgames import (
+    callbacks,
+    compat,
+    datasets,
+    experiments,
+    games,
+    metrics,
+    plotting,
+    products,
+    unrolled,
+)
 from tfgames.callbacks import TerminateOnDivergence, TrainingDiverged
 from tfgames.game import Game, resolve_players, zero_sum
 from tfgames.model import GameModel
@@ -41,6 +51,7 @@ __all__ = [
     "callbacks",
     "compat",
     "datasets",
+    "experiments",
     "games",
     "metrics",
     "plotting",
