@@ -171,10 +171,10 @@ def tf1_trajectory(optimizer_fn, w0, grads, sparse_indices=None):
     return out
 
 
-def keras_trajectory(optimizer, w0, grads, sparse_indices=None):
+def keras_trajectory(optimizer, w0, grads, sparse_indices=None, jit_compile=False):
     var = keras.Variable(w0, dtype=w0.dtype.name)
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def step(g):
         if sparse_indices is not None:
             g = tf.IndexedSlices(g, tf.constant(sparse_indices), tf.shape(var.value))
@@ -198,6 +198,18 @@ def test_rmsprop_is_bitwise_tf1(dtype, kwargs):
     got = keras_trajectory(v1.RMSPropOptimizer(1e-2, **kwargs), w0, grads)
     for a, b in zip(got, ref):
         np.testing.assert_array_equal(a, b)
+
+
+def test_rmsprop_compiles_with_xla():
+    """XLA (Keras' default on GPU) has kernels for TF1's RMSProp ops; it rounds differently."""
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((4, 3)).astype("float32")
+    grads = [rng.standard_normal((4, 3)).astype("float32") for _ in range(6)]
+    kwargs = {"momentum": 0.5, "centered": True}
+    ref = tf1_trajectory(lambda: tf1.train.RMSPropOptimizer(1e-2, **kwargs), w0, grads)
+    got = keras_trajectory(v1.RMSPropOptimizer(1e-2, **kwargs), w0, grads, jit_compile=True)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_rmsprop_sparse_gradients_update_only_their_rows_as_tf1():

@@ -103,8 +103,9 @@ class RMSPropOptimizer(keras.optimizers.Optimizer):
     indices, which update only the rows that have a gradient), with the hyperparameters as
     float32 constants cast to the variable dtype, as TF1 does; the results are bitwise those
     of ``tf.compat.v1.train.RMSPropOptimizer``. (The same equations written as elementwise
-    ops differ by an ulp inside ``tf.function``, where grappler rewrites a / sqrt(b) as
-    a * rsqrt(b).)
+    ops differ by an ulp inside ``tf.function``, where grappler may rewrite a / sqrt(b) as
+    a * rsqrt(b).) Under XLA (``jit_compile``, Keras' default on GPU) XLA's lowering of these
+    ops runs instead, equal up to rounding.
 
     Differences from ``keras.optimizers.RMSprop`` that change results: the mean-square slot
     ``ms`` starts at **ones** (Keras: zeros), so early steps are about ``eta * g`` instead of
