@@ -50,8 +50,9 @@ def test_keras2_optimizer_is_rejected_with_the_keras3_name():
 
 
 def test_optimizer_class_instead_of_instance():
-    with pytest.raises(TypeError, match=r"Received: an object of type builtins\.type\. Pass an "
-                                        r"instance, e\.g\. RMSprop\(learning_rate\), not the class"):
+    expected = (r"Received: an object of type builtins\.type\. Pass an instance, "
+                r"e\.g\. RMSprop\(learning_rate\), not the class")
+    with pytest.raises(TypeError, match=expected):
         tfgames.SGA(keras.optimizers.RMSprop)
 
 
