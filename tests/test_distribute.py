@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 HERE = os.path.dirname(__file__)
-OPTIMIZERS = ["sgd", "sga", "sga_db", "consensus", "adamirror", "lookahead_sga"]
+OPTIMIZERS = ["sgd", "sga", "sga_db", "consensus", "adamirror", "lookahead_sga", "extragradient",
+              "past_extragradient"]
 
 
 @pytest.fixture(scope="module")
