@@ -113,6 +113,8 @@ def test_training_in_segments_traces_once_and_snapshots_each_segment():
     assert not np.array_equal(seen[0][1], seen[-1][1])  # the generator moved
     assert shots[0].train_losses is None and all(np.isfinite(s.train_losses).all()
                                                    for s in shots[1:])
+    assert shots[1].train_losses == (shots[1].train_logs["discriminator_loss"],
+                                     shots[1].train_logs["generator_loss"])
     n = config.eval_batches * config.batch_size
     assert all(s.samples.shape == (n, 2) for s in shots)
 
@@ -139,6 +141,9 @@ def test_mog_smoke(tmp_path):
         assert (tmp_path / f"mog_{name}.png").stat().st_size > 0
         with np.load(tmp_path / f"samples_{name}.npz") as samples:
             assert sorted(samples.files) == ["step_0", "step_2", "step_4"]
+    lambdas = [s["train_diagnostics"]["sga_lambda"] for s in saved["runs"]["sga"]["snapshots"][1:]]
+    assert all(-1.0 <= lam <= 1.0 for lam in lambdas)  # mean of +-1 over each segment
+    assert saved["runs"]["sga"]["snapshots"][0]["train_diagnostics"] == {}
     # Same seed, same initial weights and evaluation data: identical step-0 snapshots.
     first = [data["runs"][n]["snapshots"][0] for n in ("rmsprop", "sga")]
     assert first[0]["disc_loss"] == first[1]["disc_loss"]

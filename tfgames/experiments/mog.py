@@ -97,6 +97,8 @@ def snapshot_metrics(shot: Snapshot, config: GanConfig) -> dict[str, Any]:
         "modes_covered_10std": loose["modes_covered"],
         "high_quality_share_10std": loose["high_quality_share"],
         "kl_modes_10std": loose["kl_modes"],
+        "train_diagnostics": {k: v for k, v in shot.train_logs.items()
+                              if not k.endswith("_loss")},
         "wall_time_s": shot.wall_time_s,
     }
 
@@ -154,6 +156,7 @@ def train_one(
     )
     final = dict(entry["snapshots"][-1])
     final.pop("mode_counts")
+    final.pop("train_diagnostics")
     entry["final"] = final
     entry["wall_time_s"] = shots[-1].wall_time_s
     entry["seconds_per_step"] = shots[-1].wall_time_s / config.steps

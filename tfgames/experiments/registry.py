@@ -9,13 +9,14 @@ notebook (seed 000). The seed ran TF1 optimizers; their Keras 3 stand-ins are:
 | adagrad | `keras.optimizers.Adagrad(lr, initial_accumulator_value=0.1)` | + epsilon 1e-7 |
 | adam | `keras.optimizers.Adam(lr, epsilon=1e-8)` | identical update |
 | rmsprop | `tfgames.compat.v1.RMSPropOptimizer(lr)` (TF1 RMSProp, ms_0 = 1) | identical |
-| sga | `tfgames.SGA(compat.v1.RMSPropOptimizer(lr), lambda_=1, use_signs=True, normalizer="tensors")` | the seed's formula |
-| consensus | `tfgames.Consensus(compat.v1.RMSPropOptimizer(lr), gamma=10)` | not in the seed |
-| adamirror | `tfgames.compat.v1.AdamirrorOptimizer(lr)` (optimistic Adam) | the seed's OMD, corrected |
+| sga | `tfgames.SGA(v1.RMSPropOptimizer(lr), normalizer="tensors")` | the seed's formula |
+| consensus | `tfgames.Consensus(v1.RMSPropOptimizer(lr), gamma=10)` | not in the seed |
+| adamirror | `v1.AdamirrorOptimizer(lr)` (optimistic Adam) | the seed's OMD, corrected |
 | extragradient | `tfgames.Extragradient(keras.optimizers.SGD(lr))` | not in the seed |
 | extraadam | `tfgames.Extragradient(keras.optimizers.Adam(lr, epsilon=1e-8))` | not in the seed |
 
-The game optimizers' modules are imported only when an optimizer is built.
+``v1`` is :mod:`tfgames.compat.v1`; ``sga`` has lambda_0 = 1 and sign alignment on. The game
+optimizers' modules are imported only when an optimizer is built.
 
 Keras' Adagrad adds epsilon = 1e-7 to sqrt(accumulator) where TF1 adds nothing (the
 accumulator starts at 0.1, so the difference is below 1e-6 relative). ``sga`` is the seed's

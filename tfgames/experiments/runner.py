@@ -185,6 +185,9 @@ class Snapshot:
             at step 0).
         samples: generated samples, shape ``(eval_batches * batch_size, x_dim)``.
         wall_time_s: seconds since the start of training.
+        train_logs: every training metric averaged since the previous snapshot (the
+            losses and the optimizer's diagnostics, e.g. SGA's ``sga_lambda``); empty at
+            step 0.
     """
 
     step: int
@@ -192,6 +195,7 @@ class Snapshot:
     train_losses: tuple[float, float] | None
     samples: np.ndarray
     wall_time_s: float
+    train_logs: dict[str, float] = field(default_factory=dict)
 
 
 class _Progress(keras.callbacks.Callback):
@@ -263,9 +267,12 @@ def train_with_snapshots(
     snapshots: list[Snapshot] = []
     start = time.perf_counter()
 
-    def snap(step: int, train_losses: tuple[float, float] | None) -> None:
+    def snap(step: int, logs: dict[str, float]) -> None:
         losses, samples = _evaluate(model, x_eval, z_eval, config.eval_batches)
-        shot = Snapshot(step, losses, train_losses, samples, time.perf_counter() - start)
+        train_losses = ((logs["discriminator_loss"], logs["generator_loss"]) if logs
+                        else None)
+        shot = Snapshot(step, losses, train_losses, samples, time.perf_counter() - start,
+                        logs)
         snapshots.append(shot)
         if on_snapshot is not None:
             on_snapshot(shot, model)
@@ -278,13 +285,12 @@ def train_with_snapshots(
         )
     progress = _Progress(bar)
     steps = config.snapshot_steps()
-    snap(0, None)
+    snap(0, {})
     for begin, end in zip(steps[:-1], steps[1:]):
         progress.offset = begin
         history = model.fit(datasets.step_dataset(end - begin), epochs=1, verbose=0, shuffle=False,
                             callbacks=[progress])
-        logs = {k: v[-1] for k, v in history.history.items()}
-        snap(end, (float(logs["discriminator_loss"]), float(logs["generator_loss"])))
+        snap(end, {k: float(v[-1]) for k, v in history.history.items()})
     return model, snapshots
 
 
