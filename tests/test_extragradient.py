@@ -97,6 +97,10 @@ CASES = {
         lambda: tfgames.Extragradient(keras.optimizers.Adam(0.1, 0.5, 0.9),
                                       extrapolation_learning_rate=0.05),
         lambda: dict(inner=NumpyAdam(0.1, 0.5, 0.9, 1e-7), lr_e=0.05)),
+    "past_extrapolation_lr": (
+        lambda: tfgames.Extragradient(keras.optimizers.SGD(0.1), past=True,
+                                      extrapolation_learning_rate=0.3),
+        lambda: dict(inner=NumpySGD(0.1), lr_e=0.3, past=True)),
     "past_extra_adam": (
         lambda: tfgames.Extragradient(keras.optimizers.Adam(0.1, 0.5, 0.9), past=True),
         lambda: dict(inner=NumpyAdam(0.1, 0.5, 0.9, 1e-7), past=True)),
