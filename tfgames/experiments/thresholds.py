@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from tfgames.experiments import registry
 from tfgames.experiments.mog import PRESETS as MOG_PRESETS
@@ -110,6 +111,9 @@ def threshold_figure(table: list[dict[str, Any]], *, tolerance: float = CONVERGE
                    label=f"tolerance {tolerance:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        rates = sorted({r["learning_rate"] for r in rows})
+        ax.set_xticks(rates, [f"{rate:g}" for rate in rates], rotation=45, fontsize=8)
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("learning rate")
         ax.set_ylabel("final distance of (L_D, L_G) from (2 ln 2, ln 2)")
         ax.set_title(f"{grid} grid (filled: converged, x: not finite)", fontsize=10)
