@@ -193,6 +193,23 @@ def test_convergence_definition():
     assert thresholds.converged({"finite": True, "loss_distance": 0.05})
 
 
+def test_threshold_figure_draws_diverged_runs(tmp_path):
+    row = dict(grid="coarse", optimizer="sga", modes_covered=0, high_quality_share=0.0)
+    table = [
+        {**row, "learning_rate": 1e-4, "loss_distance": 0.01, "finite": True, "converged": True},
+        {**row, "learning_rate": 1e-3, "loss_distance": None, "finite": False,
+         "converged": False},
+        {**row, "grid": "fine", "learning_rate": 2e-4, "loss_distance": 0.3, "finite": True,
+         "converged": False},
+    ]
+    figure = thresholds.threshold_figure(table, path=tmp_path / "t.png")
+    assert [ax.get_title().split()[0] for ax in figure.axes] == ["coarse", "fine"]
+    line = figure.axes[0].lines[0]  # the sga line of the coarse grid
+    assert list(line.get_xdata()) == [1e-4, 1e-3]
+    assert line.get_ydata()[1] > 0.3  # the diverged run is drawn above every finite one
+    assert (tmp_path / "t.png").stat().st_size > 0
+
+
 def test_every_experiment_has_the_three_presets():
     for name in EXPERIMENTS:
         module = get_experiment(name)
