@@ -18,11 +18,12 @@ run: $(STAMP)  ## main job: the quick 4x4-grid comparison, figures and metrics i
 	$(BIN)/tfgames run mog --preset quick --out runs/quick
 
 test: $(STAMP)  ## default test run (CI) and the strict docs build
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider
+	# exit code 5 is pytest's "no tests collected": not a failure of the project
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider || [ $$? -eq 5 ]
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
 
 test-slow: $(STAMP)  ## long convergence runs
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -m slow
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider -m slow || [ $$? -eq 5 ]
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site

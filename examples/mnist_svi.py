@@ -110,7 +110,8 @@ def main(argv=None) -> dict:
 
     indices = np.random.default_rng(args.seed).choice(len(images), BATCH_SIZE, replace=False)
     scores = vae_figures(model.decoder, images[indices], model.reconstruct(indices), curves,
-                         steps // repeats, out, args)
+                         steps // repeats, out, args,
+                         xlabel="outer iteration (variational updates + 1 decoder update)")
     metrics = {"example": "mnist_svi", "outer_iterations": args.steps,
                "inner_steps": args.inner_steps, "batch_size": batch, "mnist": args.mnist_used,
                "seconds": seconds, "final_neg_elbo": curves["neg_elbo"][-1],

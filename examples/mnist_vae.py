@@ -86,13 +86,14 @@ class KLAnnealing(keras.callbacks.Callback):
 
 
 def vae_figures(decoder: keras.Model, data: np.ndarray, reconstructions: np.ndarray, curves,
-                steps, out: Path, args, *, extra_panels=None) -> dict:
+                steps, out: Path, args, *, extra_panels=None,
+                xlabel: str = "training step") -> dict:
     """The seed's figures and the scores of the samples (shared with SVI and constrained)."""
     panels = {"negative ELBO": {"negative ELBO": curves["neg_elbo"]},
               "KL": {"KL": curves["kl"]},
               "likelihood term": {"E log p(x|z)": curves["likelihood"]}}
     panels.update(extra_panels or {})
-    _shared.curves(panels, steps, out / "training.png")
+    _shared.curves(panels, steps, out / "training.png", xlabel=xlabel)
 
     rng = np.random.default_rng(args.seed)
     z = rng.standard_normal((_shared.scored_samples(args), NUM_LATENTS)).astype(np.float32)

@@ -137,3 +137,15 @@ def test_seed_adamirror_class_as_inner_optimizer_names_the_compat_one():
 
     with pytest.raises(TypeError, match=r"use tfgames\.compat\.v1\.AdamirrorOptimizer"):
         tfgames.SGA(AdamirrorOptimizer())
+
+
+def test_tf1_optimizer_passed_to_game_model_compile_names_the_replacement():
+    from conftest import TinyGAN  # noqa: PLC0415
+
+    model = TinyGAN()
+    with pytest.raises(TypeError) as info:
+        model.compile(optimizer=tf1.train.RMSPropOptimizer(1e-4))
+    message = str(info.value)
+    assert message.startswith("Argument `optimizer` must be a Keras 3 optimizer instance")
+    assert re.search(r"use tfgames\.compat\.v1\.RMSPropOptimizer\(learning_rate\)", message)
+    assert getattr(model, "optimizer", None) is None

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from tfgames.game import Game, PlayerSpec, resolve_players
-from tfgames.optimizers.base import GameOptimizer, apply_after, num_replicas
+from tfgames.optimizers.base import GameOptimizer, apply_after, check_optimizer, num_replicas
 from tfgames.optimizers.per_player import Schedule, compile_optimizer
 
 __all__ = ["GameModel"]
@@ -148,6 +148,8 @@ class GameModel(keras.Model):
                     f"from compute_losses and is reported as a metric. Received: {key}="
                     f"{kwargs[key]!r}."
                 )
+        if not isinstance(optimizer, (str, Mapping, dict)):
+            check_optimizer(optimizer, "optimizer")
         game_players = resolve_players(self.players())
         optimizer = compile_optimizer(optimizer, schedule, game_players)
         super().compile(optimizer=optimizer, **kwargs)
@@ -193,7 +195,7 @@ class GameModel(keras.Model):
             lambda: self.compute_losses(data, training=training),
             seed_generator=self.seed_generator,
             loss_scale=1.0 / num_replicas(),
-            numeric_scale=_dynamic_loss_scale(self.optimizer),
+            numeric_scale=_dynamic_loss_scale(getattr(self, "optimizer", None)),
         )
 
     def _record(self, values: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
