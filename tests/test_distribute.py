@@ -44,7 +44,8 @@ def _free_ports(n):
     return ports
 
 
-@pytest.mark.parametrize("name", ["sga", pytest.param("consensus", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["sga"] + [
+    pytest.param(name, marks=pytest.mark.slow) for name in OPTIMIZERS if name != "sga"])
 def test_multi_worker_equals_single_device(results, name):
     """Two worker processes on localhost with MultiWorkerMirroredStrategy."""
     ports = _free_ports(2)
