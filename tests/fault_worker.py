@@ -16,11 +16,25 @@ sys.path.insert(0, os.path.dirname(__file__))
 import tfgames  # noqa: E402
 from conftest import TinyGAN, real_batches  # noqa: E402
 
+OPTIMIZERS = {  # each with the state the resumed run must restore
+    "sga": lambda: tfgames.SGA(keras.optimizers.Adam(1e-2)),  # the inner Adam's moments
+    "extragradient": lambda: tfgames.Extragradient(keras.optimizers.Adam(1e-2)),
+    "past_extragradient": lambda: tfgames.Extragradient(  # the stored past gradient
+        keras.optimizers.SGD(0.05), past=True),
+    "adamirror": lambda: tfgames.Adamirror(1e-2),  # the previous direction
+    "lookahead": lambda: tfgames.Lookahead(  # slow weights, k = 3 across epoch ends
+        tfgames.Extragradient(keras.optimizers.Adam(1e-2)), k=3),
+    "alternating": lambda: {"discriminator": keras.optimizers.Adam(1e-2),
+                            "generator": keras.optimizers.Adam(1e-2)},
+}
+
 if __name__ == "__main__":
     backup_dir, out, die_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    name = sys.argv[4] if len(sys.argv) > 4 else "sga"
     keras.utils.set_random_seed(1)
     model = TinyGAN(seed=3)  # noise drawn from the model's seed generator (part of the state)
-    model.compile(optimizer=tfgames.SGA(keras.optimizers.Adam(1e-2)))
+    model.compile(optimizer=OPTIMIZERS[name](),
+                  schedule={"discriminator": 2, "generator": 1} if name == "alternating" else None)
     calls = []
 
     def maybe_die(batch, logs):

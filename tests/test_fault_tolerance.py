@@ -15,21 +15,24 @@ from conftest import TinyGAN, real_batches
 HERE = os.path.dirname(__file__)
 
 
-def _worker(tmp_path, name, die_at):
+def _worker(tmp_path, name, die_at, optimizer):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE])}
     out = str(tmp_path / f"{name}.npy")
     proc = subprocess.run([sys.executable, os.path.join(HERE, "fault_worker.py"),
-                           str(tmp_path / f"backup_{name}"), out, str(die_at)],
+                           str(tmp_path / f"backup_{name}"), out, str(die_at), optimizer],
                           env=env, capture_output=True, text=True, timeout=300)
     return proc, out
 
 
-def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
-    proc, straight = _worker(tmp_path, "straight", die_at=-1)
+@pytest.mark.parametrize("optimizer", ["sga"] + [
+    pytest.param(name, marks=pytest.mark.slow)
+    for name in ("extragradient", "past_extragradient", "adamirror", "lookahead", "alternating")])
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, optimizer):
+    proc, straight = _worker(tmp_path, "straight", -1, optimizer)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    killed, resumed = _worker(tmp_path, "resumed", die_at=11)  # epoch 3, batch 3 of 4
+    killed, resumed = _worker(tmp_path, "resumed", 11, optimizer)  # epoch 3, batch 3 of 4
     assert killed.returncode == 17 and not os.path.exists(resumed)
-    proc, resumed = _worker(tmp_path, "resumed", die_at=-1)
+    proc, resumed = _worker(tmp_path, "resumed", -1, optimizer)
     assert proc.returncode == 0, proc.stderr[-3000:]
     np.testing.assert_array_equal(np.load(resumed), np.load(straight))
 
