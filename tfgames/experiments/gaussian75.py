@@ -37,6 +37,7 @@ from tfgames.experiments.runner import (
     GanConfig,
     RunRecord,
     Snapshot,
+    preset_config,
     train_with_snapshots,
 )
 
@@ -106,12 +107,7 @@ def run(
     Args are those of :func:`tfgames.experiments.mog.run`. Returns the metrics dict written to
     ``out/metrics.json``.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)}.")
-    config = PRESETS[preset]
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps,
-                                     snapshot_every=min(config.snapshot_every, steps))
+    config = preset_config(PRESETS, preset, steps)
     names = registry.resolve_optimizer_names(
         DEFAULT_OPTIMIZERS[preset] if optimizers is None else optimizers)
     n_spectrum = SPECTRUM_SAMPLES[preset]

@@ -31,7 +31,8 @@ import numpy as np
 from tfgames import metrics, plotting
 from tfgames.datasets import GRID_CENTRES
 from tfgames.experiments import registry
-from tfgames.experiments.runner import GanConfig, RunRecord, Snapshot, train_with_snapshots
+from tfgames.experiments.runner import (
+    GanConfig, RunRecord, Snapshot, preset_config, train_with_snapshots)
 
 __all__ = [
     "DEFAULT_OPTIMIZERS",
@@ -270,7 +271,7 @@ def run(
     Returns:
         The metrics dict written to ``out/metrics.json``.
     """
-    config = _config(preset, steps)
+    config = preset_config(PRESETS, preset, steps)
     names = registry.resolve_optimizer_names(
         DEFAULT_OPTIMIZERS[preset] if optimizers is None else optimizers)
     folder = Path(out)
@@ -282,11 +283,3 @@ def run(
     return record.data
 
 
-def _config(preset: str, steps: int | None) -> GanConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)}.")
-    config = PRESETS[preset]
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps,
-                                     snapshot_every=min(config.snapshot_every, steps))
-    return config

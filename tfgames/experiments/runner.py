@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -94,6 +95,19 @@ class GanConfig:
     def snapshot_steps(self) -> list[int]:
         """0, snapshot_every, 2 snapshot_every, ..., and ``steps``."""
         return sorted(set(range(0, self.steps, self.snapshot_every)) | {self.steps})
+
+
+def preset_config(presets: Mapping[str, GanConfig], preset: str,
+                  steps: int | None) -> GanConfig:
+    """The preset's :class:`GanConfig`, with ``steps`` instead of its own when given
+    (snapshots keep their spacing, capped at ``steps``)."""
+    if preset not in presets:
+        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(presets)}.")
+    config = presets[preset]
+    if steps is not None:
+        config = dataclasses.replace(config, steps=steps,
+                                     snapshot_every=min(config.snapshot_every, steps))
+    return config
 
 
 def mlp(in_dim: int, depth: int, width: int, out_dim: int, *, name: str) -> keras.Sequential:

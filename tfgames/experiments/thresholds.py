@@ -37,7 +37,7 @@ from matplotlib.ticker import NullFormatter
 from tfgames.experiments import registry
 from tfgames.experiments.mog import PRESETS as MOG_PRESETS
 from tfgames.experiments.mog import train_one
-from tfgames.experiments.runner import GanConfig, RunRecord
+from tfgames.experiments.runner import GanConfig, RunRecord, preset_config
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -153,12 +153,7 @@ def run(
     default ``["adamirror", "sga"]`` is reduced to the optimizers installed. Returns the
     metrics dict written to ``out/metrics.json``.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)}.")
-    base = PRESETS[preset]
-    if steps is not None:
-        base = dataclasses.replace(base, steps=steps,
-                                   snapshot_every=min(base.snapshot_every, steps))
+    base = preset_config(PRESETS, preset, steps)
     if optimizers is None:
         available = registry.available_optimizers()
         optimizers = [n for n in DEFAULT_OPTIMIZERS[preset] if n in available]

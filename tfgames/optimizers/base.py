@@ -121,7 +121,27 @@ def check_optimizer(optimizer: Any, argument: str) -> keras.optimizers.Optimizer
     )
 
 
-class GameOptimizer(keras.optimizers.Optimizer):
+class WrapsInnerOptimizer:
+    """Mixin of optimizers that wrap ``self.inner_optimizer`` (as LossScaleOptimizer does):
+    the learning rate is the inner optimizer's, and the variables are the wrapper's own ones
+    followed by the inner optimizer's (so saving restores both)."""
+
+    inner_optimizer: keras.optimizers.Optimizer
+
+    @property
+    def variables(self) -> list:
+        return self._variables + self.inner_optimizer.variables
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate) -> None:
+        self.inner_optimizer.learning_rate = learning_rate
+
+
+class GameOptimizer(WrapsInnerOptimizer, keras.optimizers.Optimizer):
     """Base class: a Keras optimizer that steps a :class:`tfgames.Game` through an inner one.
 
     Subclasses implement :meth:`direction`, returning the per-replica direction that the inner
@@ -182,18 +202,6 @@ class GameOptimizer(keras.optimizers.Optimizer):
         else:
             self.inner_optimizer.build(var_list)
         super().build(var_list)
-
-    @property
-    def variables(self) -> list:
-        return self._variables + self.inner_optimizer.variables
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate) -> None:
-        self.inner_optimizer.learning_rate = learning_rate
 
     @property
     def iterations(self):

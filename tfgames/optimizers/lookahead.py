@@ -8,7 +8,8 @@ import keras
 import tensorflow as tf
 
 from tfgames.game import Game
-from tfgames.optimizers.base import GameOptimizer, StepResult, apply_after, check_optimizer
+from tfgames.optimizers.base import (
+    GameOptimizer, StepResult, WrapsInnerOptimizer, apply_after, check_optimizer)
 from tfgames.optimizers.per_player import bind_players
 
 __all__ = ["Lookahead"]
@@ -19,7 +20,7 @@ def _read(variable) -> tf.Tensor:
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
-class Lookahead(keras.optimizers.Optimizer):
+class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
     """Lookahead-minmax: every k steps, phi <- phi + alpha (w - phi) and w <- phi.
 
     w are the fast weights, moved at every step by ``inner_optimizer``; phi are the slow
@@ -96,18 +97,6 @@ class Lookahead(keras.optimizers.Optimizer):
             self.inner_optimizer.build(var_list)
         super().build(var_list)
         self._slow_weights = self.add_optimizer_variables(var_list, "slow")
-
-    @property
-    def variables(self) -> list:
-        return self._variables + self.inner_optimizer.variables
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate) -> None:
-        self.inner_optimizer.learning_rate = learning_rate
 
     @property
     def iterations(self):
