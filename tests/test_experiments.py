@@ -1,5 +1,6 @@
 """The experiments of seed 000 at smoke size, through the code path of the full runs."""
 
+import dataclasses
 import json
 import math
 
@@ -117,6 +118,84 @@ def test_training_in_segments_traces_once_and_snapshots_each_segment():
                                      shots[1].train_logs["generator_loss"])
     n = config.eval_batches * config.batch_size
     assert all(s.samples.shape == (n, 2) for s in shots)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(step):
+    def on_snapshot(shot, model):
+        if shot.step == step:
+            raise _Interrupt
+
+    return on_snapshot
+
+
+@pytest.mark.parametrize("name", ["sga", "extragradient"])
+def test_interrupted_run_resumes_exactly_from_its_checkpoint(tmp_path, name):
+    config = dataclasses.replace(mog.PRESETS["smoke"], steps=6)  # snapshots 0, 2, 4, 6
+    lr = config.learning_rate
+    ref_seen = []
+    reference, ref_shots = train_with_snapshots(
+        registry.make_optimizer(name, lr), config, seed=2, verbose=0,
+        on_snapshot=lambda shot, m: ref_seen.append(m.generator.weights[0].numpy()))
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Interrupt):  # dies after the step-4 checkpoint is written
+        train_with_snapshots(registry.make_optimizer(name, lr), config, seed=2, verbose=0,
+                             checkpoint_dir=ckpt, on_snapshot=_interrupt_at(4))
+    seen = []
+    resumed, shots = train_with_snapshots(
+        registry.make_optimizer(name, lr), config, seed=2, verbose=0, checkpoint_dir=ckpt,
+        on_snapshot=lambda shot, m: seen.append((shot.step, m.generator.weights[0].numpy())))
+    # Replayed snapshots come with the model as it was at their step.
+    assert [s for s, _ in seen] == [s.step for s in shots] == [0, 2, 4, 6]
+    for (_, weights), ref_weights in zip(seen, ref_seen):
+        np.testing.assert_array_equal(weights, ref_weights)
+    assert not np.array_equal(seen[0][1], seen[2][1])
+    assert int(resumed.optimizer.iterations) == int(reference.optimizer.iterations)
+    for a, b in zip(resumed.weights, reference.weights):  # variables and noise stream
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for a, b in zip(resumed.optimizer.variables, reference.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for a, b in zip(shots, ref_shots):
+        assert a.losses == b.losses
+        np.testing.assert_array_equal(a.samples, b.samples)
+    assert shots[-1].wall_time_s >= shots[2].wall_time_s  # the clock goes on
+    # A finished run resumes to itself without training.
+    again, _ = train_with_snapshots(registry.make_optimizer(name, lr), config, seed=2,
+                                    verbose=0, checkpoint_dir=ckpt)
+    assert again.train_step_traces == 0
+
+
+def test_checkpoints_of_another_run_are_refused(tmp_path):
+    config = mog.PRESETS["smoke"]
+    train_with_snapshots(keras.optimizers.SGD(0.05), config, seed=1, verbose=0,
+                         checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"different run \(their \['seed'\] differ"):
+        train_with_snapshots(keras.optimizers.SGD(0.05), config, seed=2, verbose=0,
+                             checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"different run \(their \['optimizer'\] differ"):
+        train_with_snapshots(keras.optimizers.SGD(0.01), config, seed=1, verbose=0,
+                             checkpoint_dir=tmp_path)
+
+
+def test_mog_resume_rewrites_the_same_metrics(tmp_path):
+    uninterrupted = mog.run(tmp_path / "a", preset="smoke", optimizers="sga", seed=3, verbose=0)
+    mog.run(tmp_path / "b", preset="smoke", optimizers="sga", seed=3, verbose=0, resume=True)
+    state = tmp_path / "b" / "checkpoints" / "sga" / "state.json"
+    saved = json.loads(state.read_text())
+    saved["snapshots"] = saved["snapshots"][:2]  # as if killed after the step-2 checkpoint
+    state.write_text(json.dumps(saved))
+    resumed = mog.run(tmp_path / "b", preset="smoke", optimizers="sga", seed=3, verbose=0,
+                      resume=True)
+    runs = [jsonable(data["runs"]["sga"]) for data in (resumed, uninterrupted)]
+    assert [s["step"] for s in runs[0]["snapshots"]] == [0, 2, 4]
+    for a, b in zip(runs[0]["snapshots"], runs[1]["snapshots"]):
+        a.pop("wall_time_s"), b.pop("wall_time_s")
+        assert a == b
+    assert runs[0]["status"] == "done"
+    assert _strict_json(tmp_path / "b" / "metrics.json")["runs"]["sga"]["final"]["step"] == 4
 
 
 def test_jsonable_turns_non_finite_into_null():

@@ -6,6 +6,7 @@ Usage::
     tfgames summarize DIR [DIR ...]
     tfgames run mog|thresholds|gaussian75 [--preset quick|paper|smoke]
                 [--optimizers sga,rmsprop] [--steps N] [--seed S] [--out DIR] [--quiet]
+                [--resume]
 
 ``tfgames run mog --preset quick --out runs/quick`` is the main job (``make run``). Each run
 writes ``metrics.json`` (rewritten as the run goes), PNG figures and ``summary.md`` to
@@ -91,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None,
                      help="output folder (default runs/<experiment>-<preset>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    run.add_argument("--resume", action="store_true",
+                     help="checkpoint every run at its snapshots in OUT/checkpoints/ and, if "
+                          "an earlier identical command was interrupted, continue it from "
+                          "its last checkpoint (the result equals an uninterrupted run's)")
     return parser
 
 
@@ -141,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "tfgames " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     module.run(out, preset=args.preset, optimizers=args.optimizers, steps=args.steps,
-               seed=args.seed, verbose=verbose, command=command)
+               seed=args.seed, verbose=verbose, command=command, resume=args.resume)
     if not args.quiet:
         sys.stdout.write(f"metrics and figures written to {out}\n")
     return 0

@@ -101,6 +101,7 @@ def run(
     seed: int = 0,
     verbose: int = 1,
     command: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train one GAN per optimizer on N(0, I_75) and record the covariance spectra.
 
@@ -153,6 +154,7 @@ def run(
         _, shots = train_with_snapshots(
             registry.make_optimizer(name, config.learning_rate), config, seed=seed,
             on_snapshot=on_snapshot, verbose=verbose,
+            checkpoint_dir=folder / "checkpoints" / name if resume else None,
         )
         entry["wall_time_s"] = shots[-1].wall_time_s
         entry["seconds_per_step"] = shots[-1].wall_time_s / config.steps

@@ -114,12 +114,15 @@ def train_one(
     out: Path,
     verbose: int,
     figure: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train with optimizer ``name``, recording into ``record.data["runs"][key]``.
 
     The entry is saved after every snapshot (``status`` "running", then "done"); with
     ``figure`` the density figure ``mog_<key>.png`` and ``samples_<key>.npz`` are rewritten
-    too. Returns the entry.
+    too. With ``resume`` the run checkpoints into ``checkpoints/<key>`` under ``out`` and
+    continues from there if it was interrupted (see :func:`train_with_snapshots`). Returns
+    the entry.
     """
     entry: dict[str, Any] = {
         "optimizer": name,
@@ -154,6 +157,7 @@ def train_one(
     _, shots = train_with_snapshots(
         registry.make_optimizer(name, config.learning_rate), config, seed=seed,
         on_snapshot=on_snapshot, verbose=verbose,
+        checkpoint_dir=out / "checkpoints" / tag if resume else None,
     )
     final = dict(entry["snapshots"][-1])
     final.pop("mode_counts")
@@ -255,6 +259,7 @@ def run(
     seed: int = 0,
     verbose: int = 1,
     command: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run the 4x4-grid comparison and write ``metrics.json``, figures and ``summary.md``.
 
@@ -267,6 +272,9 @@ def run(
         seed: seed of weights, data and noise.
         verbose: progress display (1 bar, 2 lines, 0 none).
         command: the command line, stored in the metrics.
+        resume: save the model and the snapshot at every snapshot step in
+            ``out/checkpoints/<optimizer>`` and, if the folder holds those of an interrupted
+            run of the same settings, continue it exactly (see :func:`train_with_snapshots`).
 
     Returns:
         The metrics dict written to ``out/metrics.json``.
@@ -278,7 +286,8 @@ def run(
     record = RunRecord.start(folder, "mog", preset=preset, seed=seed, command=command,
                              config=dataclasses.asdict(config), optimizers=names)
     for name in names:
-        train_one(name, config, record, name, seed=seed, out=folder, verbose=verbose)
+        train_one(name, config, record, name, seed=seed, out=folder, verbose=verbose,
+                  resume=resume)
     (folder / "summary.md").write_text(summary_table(record.data["runs"]))
     return record.data
 

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import keras
 import numpy as np
@@ -246,6 +246,7 @@ def train_with_snapshots(
     on_snapshot: Callable[[Snapshot, "MLPGAN"], None] | None = None,
     verbose: int = 1,
     jit_compile: bool = False,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[MLPGAN, list[Snapshot]]:
     """Train :class:`MLPGAN` with ``optimizer`` for ``config.steps`` steps, with snapshots.
 
@@ -267,9 +268,19 @@ def train_with_snapshots(
         verbose: 1 for a progress bar updated in place, 2 for one line per snapshot
             segment, 0 for none.
         jit_compile: compile the train step with XLA.
+        checkpoint_dir: where to save the model (weights, every optimizer's state, the noise
+            stream) and the snapshot at every snapshot step, and to resume from. If the folder
+            holds the checkpoints of an interrupted run with the same ``config``, ``seed``
+            and optimizer, training continues after the last one exactly as if it had not
+            been interrupted: the saved snapshots are replayed through ``on_snapshot`` (each
+            with the model as it was at that step) and the wall time goes on from the saved
+            value. A checkpoint of a different run is an error.
 
     Returns:
         ``(model, snapshots)``.
+
+    Raises:
+        ValueError: ``checkpoint_dir`` holds the checkpoints of a different run.
     """
     keras.utils.set_random_seed(seed)
     model = MLPGAN(config, seed=seed)
@@ -277,9 +288,16 @@ def train_with_snapshots(
     n_eval = config.eval_batches * config.batch_size
     x_eval = model.sample_real(n_eval, seed + 10_007)
     z_eval = keras.random.normal((n_eval, config.z_dim), seed=seed + 20_011)
+    checkpoints = None if checkpoint_dir is None else _Checkpoints(
+        Path(checkpoint_dir), config, seed, optimizer)
 
     snapshots: list[Snapshot] = []
     start = time.perf_counter()
+
+    def record(shot: Snapshot, at: MLPGAN) -> None:
+        snapshots.append(shot)
+        if on_snapshot is not None:
+            on_snapshot(shot, at)
 
     def snap(step: int, logs: dict[str, float]) -> None:
         losses, samples = _evaluate(model, x_eval, z_eval, config.eval_batches)
@@ -287,10 +305,20 @@ def train_with_snapshots(
                         else None)
         shot = Snapshot(step, losses, train_losses, samples, time.perf_counter() - start,
                         logs)
-        snapshots.append(shot)
-        if on_snapshot is not None:
-            on_snapshot(shot, model)
+        if checkpoints is not None:
+            checkpoints.save(model, shot)
+        record(shot, model)
 
+    steps = config.snapshot_steps()
+    if checkpoints is not None and checkpoints.saved:
+        for shot, at in checkpoints.restore():
+            record(shot, at)
+        model = at
+        model.jit_compile = jit_compile
+        start -= snapshots[-1].wall_time_s
+        log.info("resumed from %s at step %d", checkpoints.folder, snapshots[-1].step)
+    else:
+        snap(0, {})
     bar = None
     if verbose:
         bar = keras.utils.Progbar(
@@ -298,14 +326,82 @@ def train_with_snapshots(
             stateful_metrics=["discriminator_loss", "generator_loss", "sga_lambda"],
         )
     progress = _Progress(bar)
-    steps = config.snapshot_steps()
-    snap(0, {})
     for begin, end in zip(steps[:-1], steps[1:]):
+        if begin < snapshots[-1].step:
+            continue
         progress.offset = begin
         history = model.fit(datasets.step_dataset(end - begin), epochs=1, verbose=0, shuffle=False,
                             callbacks=[progress])
         snap(end, {k: float(v[-1]) for k, v in history.history.items()})
     return model, snapshots
+
+
+def _without_names(config: Any) -> Any:
+    """A serialized Keras object without its ``name`` entries (counters like ``sgd_2``)."""
+    if isinstance(config, Mapping):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(v) for v in config]
+    return config
+
+
+class _Checkpoints:
+    """The snapshots of one run and the model at each: ``step_<k>.keras``, ``step_<k>.npz``
+    (samples) and ``state.json`` (the run's identity and the snapshots' numbers), every file
+    written to a temporary name first, ``state.json`` last."""
+
+    def __init__(self, folder: Path, config: GanConfig, seed: int,
+                 optimizer: keras.optimizers.Optimizer) -> None:
+        self.folder = folder
+        self.identity = jsonable({
+            "config": asdict(config), "seed": seed,
+            "optimizer": _without_names(keras.saving.serialize_keras_object(optimizer)),
+        })
+        self.state_path = folder / "state.json"
+        self.saved: list[dict[str, Any]] = []
+        if self.state_path.exists():
+            state = json.loads(self.state_path.read_text())
+            theirs = {k: state.get(k) for k in self.identity}
+            if theirs != self.identity:
+                differ = sorted(k for k in self.identity if theirs[k] != self.identity[k])
+                raise ValueError(
+                    f"The checkpoints in {folder} are of a different run (their {differ} "
+                    f"differ from this run's): theirs {[theirs[k] for k in differ]}, this "
+                    f"run's {[self.identity[k] for k in differ]}. Delete the folder or "
+                    "choose another output folder."
+                )
+            self.saved = state["snapshots"]
+
+    def save(self, model: MLPGAN, shot: Snapshot) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"step_{shot.step}"
+        model.save(self.folder / f"{name}.tmp.keras")
+        os.replace(self.folder / f"{name}.tmp.keras", self.folder / f"{name}.keras")
+        np.save(self.folder / f"{name}.tmp.npy", shot.samples)
+        os.replace(self.folder / f"{name}.tmp.npy", self.folder / f"{name}.npy")
+        self.saved.append(jsonable({
+            "step": shot.step, "losses": shot.losses, "train_losses": shot.train_losses,
+            "wall_time_s": shot.wall_time_s, "train_logs": shot.train_logs,
+        }))
+        tmp = self.state_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({**self.identity, "snapshots": self.saved}, indent=1) + "\n")
+        os.replace(tmp, self.state_path)
+
+    def restore(self) -> Iterator[tuple[Snapshot, MLPGAN]]:
+        """Every saved snapshot with the model at its step (the last one ready to train on)."""
+        def number(value: Any) -> float:
+            return math.nan if value is None else float(value)
+
+        for row in self.saved:
+            name = f"step_{row['step']}"
+            at = keras.models.load_model(self.folder / f"{name}.keras")
+            train = row["train_losses"]
+            yield Snapshot(
+                row["step"], tuple(number(v) for v in row["losses"]),
+                None if train is None else tuple(number(v) for v in train),
+                np.load(self.folder / f"{name}.npy"), row["wall_time_s"],
+                {k: number(v) for k, v in row["train_logs"].items()},
+            ), at
 
 
 def jsonable(value: Any) -> Any:

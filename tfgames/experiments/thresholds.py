@@ -146,6 +146,7 @@ def run(
     seed: int = 0,
     verbose: int = 1,
     command: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train every (optimizer, learning rate) of the preset's grids; tabulate convergence.
 
@@ -175,7 +176,7 @@ def run(
                 if key not in done:
                     config = dataclasses.replace(base, learning_rate=rate)
                     done[key] = train_one(name, config, record, key, seed=seed, out=folder,
-                                          verbose=verbose)
+                                          verbose=verbose, resume=resume)
                 record.data["table"].append(_table_row(key, grid, done[key]))
                 record.save()
                 threshold_figure(record.data["table"], path=folder / "thresholds.png")
