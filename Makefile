@@ -30,3 +30,4 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/step_time.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/first_order.py
