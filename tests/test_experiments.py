@@ -235,6 +235,27 @@ def test_mog_smoke(tmp_path):
             assert rows[name][key] == pytest.approx(final[key], abs=1e-12)
 
 
+def test_blown_up_rows():
+    def row(d_loss, g_loss):
+        return {"finite": bool(np.isfinite([d_loss, g_loss]).all()),
+                "loss_distance": tfgames.metrics.loss_equilibrium_distance(d_loss, g_loss)}
+
+    assert not mog.blown_up(row(1.3854, 0.6937)) and not mog.blown_up(row(0.345, 3.468))
+    assert mog.blown_up(row(221251425.6, 66353.6)) and mog.blown_up(row(np.nan, 0.7))
+    assert mog.blown_up(row(1.0, np.inf))
+
+
+def test_a_run_that_blows_up_says_so(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(mog, "BLOWUP_DISTANCE", 1e-6)  # every snapshot counts as blown up
+    with caplog.at_level("WARNING", logger="tfgames.experiments"):
+        mog.run(tmp_path, preset="smoke", optimizers="rmsprop", verbose=0)
+    entry = _strict_json(tmp_path / "metrics.json")["runs"]["rmsprop"]
+    assert entry["blew_up_at_step"] == 0 and entry["status"] == "done"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "rmsprop blew up by step 0: L_D" in warnings[0]
+    assert "more than 1e-06 from the equilibrium losses" in warnings[0]
+
+
 def test_gaussian75_smoke(tmp_path):
     gaussian75.run(tmp_path, preset="smoke", optimizers=["rmsprop"], verbose=0)
     entry = _strict_json(tmp_path / "metrics.json")["runs"]["rmsprop"]

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -35,9 +35,11 @@ from tfgames.experiments.runner import (
     GanConfig, RunRecord, Snapshot, preset_config, train_with_snapshots)
 
 __all__ = [
+    "BLOWUP_DISTANCE",
     "DEFAULT_OPTIMIZERS",
     "LOOSE_N_STD",
     "PRESETS",
+    "blown_up",
     "collect",
     "collect_table",
     "run",
@@ -66,9 +68,21 @@ DEFAULT_OPTIMIZERS: dict[str, list[str]] = {
 }
 
 
+#: Distance of the evaluation losses from (2 ln 2, ln 2) beyond which a run has blown up (or
+#: when they are not finite). GAN losses here are cross-entropies per sample; the runs that
+#: train stay within about 3 of the equilibrium values, the notebook's blown-up ones reach
+#: 1e5 and more.
+BLOWUP_DISTANCE = 100.0
+
 #: Radius, in component standard deviations, of the looser quality ball (0.2 for std 0.02:
 #: a fifth of the spacing of the centres, so the nearest centre is still unambiguous).
 LOOSE_N_STD = 10.0
+
+
+def blown_up(row: Mapping[str, Any]) -> bool:
+    """Whether a snapshot row (:func:`snapshot_metrics`) is that of a blown-up run: losses
+    not finite or farther than ``BLOWUP_DISTANCE`` from (2 ln 2, ln 2)."""
+    return not row["finite"] or not row["loss_distance"] <= BLOWUP_DISTANCE
 
 
 def snapshot_metrics(shot: Snapshot, config: GanConfig) -> dict[str, Any]:
@@ -153,6 +167,14 @@ def train_one(
         log.info("%s step %d/%d: L_D %.4f L_G %.4f, modes %d/16, high quality %.3f (%.0f s)",
                  key, shot.step, config.steps, row["disc_loss"], row["gen_loss"],
                  row["modes_covered"], row["high_quality_share"], shot.wall_time_s)
+        if blown_up(row) and "blew_up_at_step" not in entry:
+            entry["blew_up_at_step"] = shot.step
+            record.save()
+            log.warning(
+                "%s blew up by step %d: L_D %s, L_G %s (non-finite, or more than %g from the "
+                "equilibrium losses 2 ln 2, ln 2). Training goes on so that the run is "
+                "recorded whole; its final metrics are those of a diverged run.",
+                key, shot.step, row["disc_loss"], row["gen_loss"], BLOWUP_DISTANCE)
 
     _, shots = train_with_snapshots(
         registry.make_optimizer(name, config.learning_rate), config, seed=seed,
