@@ -17,7 +17,7 @@ and the loss L and the unrolled loss over training. ``metrics.json``: mode stati
 samples per run (:func:`tfgames.metrics.mode_statistics`, high quality = within 3 std of a
 centre).
 
-    python examples/unrolled_gan_ring.py --steps 5000 --out runs/unrolled_gan_ring
+    python examples/unrolled_gan_ring.py --steps 25000 --out runs/unrolled_gan_ring_25k
 """
 
 from __future__ import annotations
