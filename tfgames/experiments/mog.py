@@ -154,6 +154,9 @@ def train_one(
     def on_snapshot(shot: Snapshot, model: Any) -> None:
         row = snapshot_metrics(shot, config)
         entry["snapshots"].append(row)
+        newly_blown_up = blown_up(row) and "blew_up_at_step" not in entry
+        if newly_blown_up:
+            entry["blew_up_at_step"] = shot.step
         record.save()
         samples.append((shot.step, shot.samples))
         if figure:
@@ -167,9 +170,7 @@ def train_one(
         log.info("%s step %d/%d: L_D %.4f L_G %.4f, modes %d/16, high quality %.3f (%.0f s)",
                  key, shot.step, config.steps, row["disc_loss"], row["gen_loss"],
                  row["modes_covered"], row["high_quality_share"], shot.wall_time_s)
-        if blown_up(row) and "blew_up_at_step" not in entry:
-            entry["blew_up_at_step"] = shot.step
-            record.save()
+        if newly_blown_up:
             log.warning(
                 "%s blew up by step %d: L_D %s, L_G %s (non-finite, or more than %g from the "
                 "equilibrium losses 2 ln 2, ln 2). Training goes on so that the run is "

@@ -336,6 +336,14 @@ def train_with_snapshots(
     return model, snapshots
 
 
+def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a temporary name beside ``path`` (same suffix), then rename it to
+    ``path``: a reader never sees a half-written file."""
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def _without_names(config: Any) -> Any:
     """A serialized Keras object without its ``name`` entries (counters like ``sgd_2``)."""
     if isinstance(config, Mapping):
@@ -346,7 +354,7 @@ def _without_names(config: Any) -> Any:
 
 
 class _Checkpoints:
-    """The snapshots of one run and the model at each: ``step_<k>.keras``, ``step_<k>.npz``
+    """The snapshots of one run and the model at each: ``step_<k>.keras``, ``step_<k>.npy``
     (samples) and ``state.json`` (the run's identity and the snapshots' numbers), every file
     written to a temporary name first, ``state.json`` last."""
 
@@ -375,17 +383,14 @@ class _Checkpoints:
     def save(self, model: MLPGAN, shot: Snapshot) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"step_{shot.step}"
-        model.save(self.folder / f"{name}.tmp.keras")
-        os.replace(self.folder / f"{name}.tmp.keras", self.folder / f"{name}.keras")
-        np.save(self.folder / f"{name}.tmp.npy", shot.samples)
-        os.replace(self.folder / f"{name}.tmp.npy", self.folder / f"{name}.npy")
+        _write_atomically(self.folder / f"{name}.keras", model.save)
+        _write_atomically(self.folder / f"{name}.npy", lambda tmp: np.save(tmp, shot.samples))
         self.saved.append(jsonable({
             "step": shot.step, "losses": shot.losses, "train_losses": shot.train_losses,
             "wall_time_s": shot.wall_time_s, "train_logs": shot.train_logs,
         }))
-        tmp = self.state_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({**self.identity, "snapshots": self.saved}, indent=1) + "\n")
-        os.replace(tmp, self.state_path)
+        text = json.dumps({**self.identity, "snapshots": self.saved}, indent=1) + "\n"
+        _write_atomically(self.state_path, lambda tmp: tmp.write_text(text))
 
     def restore(self) -> Iterator[tuple[Snapshot, MLPGAN]]:
         """Every saved snapshot with the model at its step (the last one ready to train on)."""
@@ -449,6 +454,5 @@ class RunRecord:
 
     def save(self) -> None:
         """Write the record (to a temporary file first, then rename)."""
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(jsonable(self.data), indent=1, allow_nan=False) + "\n")
-        os.replace(tmp, self.path)
+        text = json.dumps(jsonable(self.data), indent=1, allow_nan=False) + "\n"
+        _write_atomically(self.path, lambda tmp: tmp.write_text(text))
