@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import flat
+import tfgames
 from tfgames import products
 
 
@@ -125,3 +126,90 @@ def test_loss_independent_of_its_player_is_rejected():
     with pytest.raises(ValueError, match="loss of player 'g' does not depend"):
         products.simultaneous_gradient(lambda: {"d": loss_fn()["d"], "g": tf.constant(1.0)},
                                        players)
+
+
+def _linear_quadratic_game(keras_y: bool):
+    """l_x = x.(B y) + a/2 |x|^2, l_y = -x.(B y) + c/2 |y|^2, with x a plain ``tf.Variable``:
+    xi = (B y + a x, -B^T x + c y) and H = [[a I, B], [-B^T, c I]] in closed form."""
+    a, c = 0.3, 0.7
+    B = np.array([[1.0, 2.0], [-0.5, 1.5]], "float32")
+    x = tf.Variable([0.4, -1.2])
+    y = keras.Variable([1.1, 0.3]) if keras_y else tf.Variable([1.1, 0.3])
+
+    def loss_fn():
+        bilinear = tf.tensordot(x, tf.linalg.matvec(B, tf.convert_to_tensor(y)), 1)
+        return {"x": bilinear + 0.5 * a * tf.reduce_sum(x * x),
+                "y": -bilinear + 0.5 * c * tf.reduce_sum(tf.convert_to_tensor(y) ** 2)}
+
+    jac = np.block([[a * np.eye(2), B], [-B.T, c * np.eye(2)]])
+    return {"x": [x], "y": [y]}, loss_fn, jac
+
+
+@pytest.mark.parametrize("keras_y", [False, True], ids=["tf-variables", "mixed"])
+@pytest.mark.parametrize("execution", ["eager", "function"])
+@pytest.mark.parametrize("mode", ["forward", "double_backward"])
+def test_plain_tf_variable_players_match_the_closed_form(keras_y, execution, mode):
+    """Players given as plain tf.Variables (alone or next to Keras variables) are watched as
+    variables, not read into a StatelessScope; the products are still exact."""
+    players, loss_fn, jac = _linear_quadratic_game(keras_y)
+    w = np.array([0.4, -1.2, 1.1, 0.3])
+    vec = [tf.constant([1.0, -2.0]), tf.constant([0.5, 3.0])]
+    out = _run(lambda: products.game_products(loss_fn, players, vec, mode=mode), execution)
+    np.testing.assert_allclose(flat(out.xi), jac @ w, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(flat(out.hv), jac @ flat(vec), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(flat(out.htv), jac.T @ flat(vec), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("execution", ["eager", "function"])
+@pytest.mark.parametrize("mode", ["forward", "double_backward"])
+def test_state_updates_in_the_losses_happen_once_per_products_call(execution, mode):
+    """The losses are evaluated twice in forward mode, once by double backward; either way a
+    counter assigned in the losses, BatchNorm's moving statistics and the noise seed advance as
+    after one ordinary evaluation, and the products see the same noise in every pass."""
+
+    def build():
+        keras.utils.set_random_seed(11)
+        d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3),
+                              keras.layers.BatchNormalization(momentum=0.5),
+                              keras.layers.Dense(1)])
+        g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="tanh")])
+        return d, g, keras.Variable(0.0, trainable=False), keras.random.SeedGenerator(5)
+
+    x = tf.random.normal((8, 2), seed=3)
+
+    def losses_of(d, g, counter, seed):
+        def loss_fn():
+            counter.assign_add(1.0)
+            z = keras.random.normal((8, 2), seed=seed)
+            real, fake = d(x, training=True), d(g(z), training=True)
+            return {"d": tf.reduce_mean(fake - real + 0.1 * real**2), "g": -tf.reduce_mean(fake)}
+        return loss_fn
+
+    d, g, counter, seed = build()  # reference: one ordinary evaluation
+    losses_of(d, g, counter, seed)()
+    ref_stats = [v.numpy() for v in d.non_trainable_variables]
+    ref_seed = seed.state.numpy()
+
+    d, g, counter, seed = build()
+    game = tfgames.Game({"d": d, "g": g}, losses_of(d, g, counter, seed), seed_generator=seed)
+    out = _run(lambda: game.products(None, mode=mode), execution)
+    assert counter.numpy() == 1.0
+    for got, ref in zip(d.non_trainable_variables, ref_stats):
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-6)
+    np.testing.assert_array_equal(seed.state.numpy(), ref_seed)
+
+    # The products are those of the losses at the step's noise and statistics.
+    d2, g2, counter2, seed2 = build()
+    players = {"d": d2.trainable_variables, "g": g2.trainable_variables}
+    state, stats = seed2.state.numpy(), [v.numpy() for v in d2.non_trainable_variables]
+
+    def replayed():
+        seed2.state.assign(state)
+        for v, s in zip(d2.non_trainable_variables, stats):
+            v.assign(s)
+        return losses_of(d2, g2, counter2, seed2)()
+
+    jac, xi = _dense_jacobian(players, replayed)
+    np.testing.assert_allclose(flat(out.xi), xi, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(flat(out.hv), jac @ xi, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(flat(out.htv), jac.T @ xi, rtol=1e-4, atol=1e-6)

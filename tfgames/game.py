@@ -166,8 +166,9 @@ class Game:
             state = self._seed_generator.state
             if self._seed_snapshot is None:
                 self._seed_snapshot = tf.identity(state.value)
-            else:
-                state.assign(self._seed_snapshot)
+            # Also on the first evaluation: every evaluation then draws its noise from the one
+            # snapshot tensor, so repeated primal computations are common subexpressions.
+            state.assign(self._seed_snapshot)
         losses = self._loss_fn()
         if not isinstance(losses, Mapping):
             raise TypeError(

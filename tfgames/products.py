@@ -18,7 +18,11 @@ They are computed here without ever forming H:
   bodies such as Keras RNNs inside ``tf.function``).
 
 The functions take the losses as a zero-argument callable so that they can re-run the forward
-pass under the tapes and accumulators they need.
+pass under the tapes and accumulators they need. :func:`game_products` reads the parameters
+once and evaluates the losses at those tensors (a ``keras.StatelessScope``), so that inside
+``tf.function`` the forward-mode pass repeats the reverse pass's primal computation exactly and
+TensorFlow's common-subexpression elimination computes it once: forward mode then costs the
+tangent operations only, not a second evaluation of xi.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Literal, Mapping, NamedTuple, Sequence
 
+import keras
 import tensorflow as tf
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "GameProducts",
     "dot",
     "game_products",
+    "read_value",
     "simultaneous_gradient",
 ]
 
@@ -52,8 +58,56 @@ class GameProducts(NamedTuple):
 
 
 def _value(variable) -> tf.Variable:
-    """The ``tf.Variable`` behind a Keras 3 variable (tapes and accumulators need it)."""
-    return getattr(variable, "value", variable)
+    """The ``tf.Variable`` behind a Keras 3 variable (tapes and accumulators need it); a plain
+    ``tf.Variable`` is returned as is (its ``value`` is a method, not the variable)."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+class _EvaluationAt(keras.StatelessScope):
+    """Evaluate the losses with Keras variables reading the given tensors.
+
+    Two evaluations at the same tensors build the same graph, which ``tf.function``'s
+    common-subexpression elimination computes once. Assignments to Keras variables made inside
+    (a noise seed advancing, BatchNorm statistics) are recorded by the scope and, with
+    ``apply_updates=True``, applied to the variables on exit, as an evaluation outside the scope
+    would have done. A re-evaluation at the same point passes ``apply_updates=False``: its
+    updates repeat the first evaluation's, and applying them again would, e.g., move BatchNorm
+    statistics twice per step.
+    """
+
+    def __init__(self, mapping: Sequence[tuple], apply_updates: bool = True) -> None:
+        super().__init__(state_mapping=mapping)
+        self._apply_updates = apply_updates
+        self._updated: dict[int, keras.Variable] = {}
+
+    def add_update(self, update) -> None:
+        super().add_update(update)
+        self._updated[id(update[0])] = update[0]
+
+    def __exit__(self, exc_type, *args) -> None:
+        super().__exit__(exc_type, *args)
+        if exc_type is None and self._apply_updates:
+            for variable in self._updated.values():
+                variable.assign(self.get_current_value(variable))
+
+
+def _read_once(variables) -> tuple[list, list[tuple]]:
+    """Tensors (or, for plain ``tf.Variable`` players, the variables) that the tapes and
+    accumulators watch, and the ``(Keras variable, tensor)`` mapping for :class:`_EvaluationAt`."""
+    values, mapping = [], []
+    for v in variables:
+        if isinstance(v, keras.Variable):
+            tensor = tf.convert_to_tensor(_value(v))
+            values.append(tensor)
+            mapping.append((v, tensor))
+        else:
+            values.append(_value(v))
+    return values, mapping
+
+
+def read_value(variable) -> tf.Tensor:
+    """The current value of a Keras variable or a plain ``tf.Variable``, as a tensor."""
+    return tf.identity(_value(variable))
 
 
 def _zeros_for_none(grads: Sequence[tf.Tensor | None], variables) -> list[tf.Tensor]:
@@ -79,12 +133,20 @@ def _player_gradients(
     tape: tf.GradientTape,
     losses: Mapping[str, tf.Tensor],
     players: Mapping[str, Sequence],
+    values: Sequence | None = None,
 ) -> list[tf.Tensor]:
-    """xi = (grad_{w_i} l_i)_i, flattened in player order, zeros for unconnected variables."""
+    """xi = (grad_{w_i} l_i)_i, flattened in player order, zeros for unconnected variables;
+    the gradients are taken with respect to ``values`` (flat, aligned with the players'
+    variables) when given, else the variables."""
     xi: list[tf.Tensor] = []
+    start = 0
     for name, variables in players.items():
-        values = [_value(v) for v in variables]
-        grads = tape.gradient(losses[name], values)
+        if values is None:
+            sources = [_value(v) for v in variables]
+        else:
+            sources = list(values[start : start + len(variables)])
+        start += len(variables)
+        grads = tape.gradient(losses[name], sources)
         if all(g is None for g in grads):
             raise ValueError(
                 f"The loss of player {name!r} does not depend on that player's variables, so "
@@ -155,7 +217,7 @@ def game_products(
             "'forward' (the default) or 'double_backward' for layers where forward mode fails."
         )
     variables = [v for vs in players.values() for v in vs]
-    values = [_value(v) for v in variables]
+    values, mapping = _read_once(variables)
     if vector is not None:
         if len(vector) != len(values):
             raise ValueError(
@@ -165,18 +227,18 @@ def game_products(
         vector = [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
     double_backward = hv and mode == "double_backward"
     losses, xi, vector, htv_out, hv_out = _reverse_pass(
-        loss_fn, players, vector, vector_fn or (lambda xs: xs), htv, double_backward
+        loss_fn, players, values, mapping, vector, vector_fn or (lambda xs: xs), htv,
+        double_backward,
     )
     if hv and mode == "forward":
-        hv_out = _forward_jvp(loss_fn, players, vector)
+        hv_out = _forward_jvp(loss_fn, players, values, mapping, vector)
     return GameProducts(losses, xi, vector, hv_out, htv_out)
 
 
-def _reverse_pass(loss_fn, players, vector, vector_fn, want_htv, want_hv):
-    """One forward pass: losses, xi, v, H^T v (reverse-over-reverse) and, by the
+def _reverse_pass(loss_fn, players, values, mapping, vector, vector_fn, want_htv, want_hv):
+    """One forward pass at ``values``: losses, xi, v, H^T v (reverse-over-reverse) and, by the
     double-backward trick, H v; v = vector_fn(xi) of this same pass when not given."""
     variables = [v for vs in players.values() for v in vs]
-    values = [_value(v) for v in variables]
     dummies = [tf.zeros_like(x) for x in values] if want_hv else None
     with contextlib.ExitStack() as stack:
         if dummies is not None:
@@ -191,8 +253,9 @@ def _reverse_pass(loss_fn, players, vector, vector_fn, want_htv, want_hv):
             outer.watch(values)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
             inner.watch(values)
-            losses = dict(loss_fn())
-        xi = _player_gradients(inner, losses, players)
+            with _EvaluationAt(mapping):
+                losses = dict(loss_fn())
+        xi = _player_gradients(inner, losses, players, values)
         if vector is None:
             vector = [tf.stop_gradient(u) for u in vector_fn([tf.stop_gradient(x) for x in xi])]
         if dummies is not None:  # g(u) = H^T u, recorded by the dummy tape
@@ -209,12 +272,13 @@ def _reverse_pass(loss_fn, players, vector, vector_fn, want_htv, want_hv):
     return losses, [tf.stop_gradient(x) for x in xi], vector, htv, hv
 
 
-def _forward_jvp(loss_fn, players, vector) -> list[tf.Tensor]:
-    """H v by forward-over-reverse: the JVP of xi along v, in a second forward pass."""
-    values = [_value(v) for vs in players.values() for v in vs]
+def _forward_jvp(loss_fn, players, values, mapping, vector) -> list[tf.Tensor]:
+    """H v by forward-over-reverse: the JVP of xi along v, in a second forward pass at the
+    same ``values`` as the reverse pass (so that its primal part is a common subexpression)."""
     with tf.autodiff.ForwardAccumulator(values, vector) as accumulator:
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
             tape.watch(values)
-            losses = dict(loss_fn())
-        xi = _player_gradients(tape, losses, players)
+            with _EvaluationAt(mapping, apply_updates=False):
+                losses = dict(loss_fn())
+        xi = _player_gradients(tape, losses, players, values)
     return [accumulator.jvp(x, unconnected_gradients="zero") for x in xi]

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tfgames import products
 from tfgames.game import Game
 from tfgames.optimizers.base import (
     GameOptimizer,
@@ -20,10 +21,6 @@ from tfgames.optimizers.per_player import PerPlayer, bind_players
 
 __all__ = ["Extragradient"]
 
-
-def _read(variable) -> tf.Tensor:
-    """The current value of a Keras or tf variable, as a tensor."""
-    return tf.identity(getattr(variable, "value", variable))
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -192,7 +189,7 @@ class Extragradient(GameOptimizer):
         if not self.built:
             self.build(game.variables)
         variables = game.variables
-        saved = [_read(v) for v in variables]
+        saved = [products.read_value(v) for v in variables]
         if self.past:
             # The slots hold the global F (summed over replicas); the inner optimizer sums
             # the per-replica shares again.

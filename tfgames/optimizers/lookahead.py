@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
+from tfgames import products
 from tfgames.game import Game
 from tfgames.optimizers.base import (
     GameOptimizer, StepResult, WrapsInnerOptimizer, apply_after, check_optimizer)
@@ -14,9 +15,6 @@ from tfgames.optimizers.per_player import bind_players
 
 __all__ = ["Lookahead"]
 
-
-def _read(variable) -> tf.Tensor:
-    return tf.identity(getattr(variable, "value", variable))
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -119,7 +117,7 @@ class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
 
         def initialise():
             for slow, variable in zip(slots, variables):
-                slow.assign(_read(variable))
+                slow.assign(products.read_value(variable))
 
         tf.cond(tf.equal(self._iterations, 0), initialise, lambda: None)
 
@@ -130,7 +128,7 @@ class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
 
         def synchronise():
             for slow, variable in zip(slots, variables):
-                fast = _read(variable)
+                fast = products.read_value(variable)
                 value = tf.convert_to_tensor(slow)
                 value = value + tf.cast(self.alpha, value.dtype) * (fast - value)
                 slow.assign(value)
