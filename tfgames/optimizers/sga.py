@@ -72,7 +72,8 @@ class SGA(GameOptimizer):
     the inner optimizer's step on xi.
 
     H xi is computed in forward mode (``hvp_mode="forward"``, a
-    ``tf.autodiff.ForwardAccumulator``, two forward passes) or by the double-backward trick
+    ``tf.autodiff.ForwardAccumulator``; a second forward pass at the same parameter tensors,
+    whose primal part ``tf.function`` computes only once) or by the double-backward trick
     (``hvp_mode="double_backward"``, one forward pass and three backward passes), for layers
     that forward mode does not support. H^T xi is reverse-over-reverse.
 
