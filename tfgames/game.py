@@ -166,9 +166,13 @@ class Game:
             state = self._seed_generator.state
             if self._seed_snapshot is None:
                 self._seed_snapshot = tf.identity(state.value)
-            # Also on the first evaluation: every evaluation then draws its noise from the one
-            # snapshot tensor, so repeated primal computations are common subexpressions.
-            state.assign(self._seed_snapshot)
+            else:
+                # Re-evaluations replay the first one's noise. The first evaluation reads the
+                # state itself: making it read the snapshot too lets tf.function share the
+                # noise-dependent forward pass between forward mode's two passes, but then
+                # forward-mode SGA is no longer bitwise repeatable from run to run on CPU (TF
+                # 2.21; tests/test_experiments.py::test_forward_mode_sga_is_bitwise_repeatable).
+                state.assign(self._seed_snapshot)
         losses = self._loss_fn()
         if not isinstance(losses, Mapping):
             raise TypeError(
