@@ -13,7 +13,12 @@ Each configuration runs ``--steps`` steps per repetition; repetitions are interl
 configurations so that machine noise hits all of them alike, and the medians are reported with
 the ratios. Absolute times depend on the machine; the ratios are the result.
 
-Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small]``.
+With ``--matmuls`` it also prints, for each configuration without XLA, the number of MatMul
+ops left in one train step's graph after Grappler's default optimisations (common-subexpression
+elimination included): the work each way of computing the products really does, independent of
+the machine's noise.
+
+Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small] [--matmuls]``.
 """
 
 from __future__ import annotations
@@ -80,6 +85,28 @@ def init_weights(depth: int, width: int, z_dim: int, x_dim: int, seed: int = 0) 
             "generator": net([z_dim] + [width] * depth + [x_dim])}
 
 
+def optimized_matmuls(graph: tf.Graph, fetches: list[str]) -> int:
+    """MatMul ops left in ``graph`` after Grappler's default optimisations (those of function
+    bodies still in its library included), ``fetches`` and what they depend on kept."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    meta = tf.compat.v1.train.export_meta_graph(graph_def=graph.as_graph_def(), graph=graph,
+                                                collection_list=[])
+    meta.collection_def["train_op"].node_list.value.extend(fetches)
+    out = tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta)
+    nodes = list(out.node) + [n for f in out.library.function for n in f.node_def]
+    return sum(n.op == "MatMul" for n in nodes)
+
+
+def keras_matmuls(run, batch) -> int:
+    """MatMul count of the runner's train step (its model must have run a step)."""
+    graph = tf.function(run.model.train_step).get_concrete_function(
+        tuple(tf.constant(b) for b in batch)).graph
+    return optimized_matmuls(graph, [t.name for t in graph.outputs]
+                             + [op.name for op in graph.control_outputs])
+
+
 def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
     model = SeedGAN(weights)
     model.compile(optimizer=optimizer, jit_compile=jit)
@@ -92,6 +119,7 @@ def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
             logs = model.train_function(iterator)
         tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, logs)
 
+    run.model = model
     return run
 
 
@@ -104,6 +132,7 @@ def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
         for _ in range(steps):
             g.session.run(g.train_op, feed)
 
+    run.seed_graph = g
     return run
 
 
@@ -112,6 +141,8 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--small", action="store_true", help="tiny nets (a smoke run)")
+    parser.add_argument("--matmuls", action="store_true",
+                        help="also print the MatMul ops of each optimised train step")
     args = parser.parse_args(argv)
     depth, width, z_dim, batch_size = (2, 32, 8, 64) if args.small else (6, 384, 64, 256)
     lr = 1e-4
@@ -148,6 +179,17 @@ def main(argv=None) -> None:
     for name, t in med.items():
         plain = med["plain-rmsprop+xla" if name.endswith("+xla") else "plain-rmsprop"]
         print(f"{name:28s} {1e3 * t:9.2f} {t / plain:8.2f} {t / med['tf1-sga']:9.2f}")
+    if args.matmuls:
+        print("\nMatMul ops in one train step after Grappler (no XLA):")
+        for name, run in configs.items():
+            if name.endswith("+xla"):
+                continue
+            if hasattr(run, "model"):
+                count = keras_matmuls(run, batch)
+            else:
+                g = run.seed_graph
+                count = optimized_matmuls(g.graph, [g.train_op.name])
+            print(f"{name:28s} {count:9d}")
     default = med["sga-forward"]
     print(f"\ndefault (sga-forward, no XLA on CPU): {default / med['plain-rmsprop']:.2f}x a plain "
           f"step (target <= 4.5), {default / med['tf1-sga']:.2f}x the TF1 code (target <= 1.0)")
