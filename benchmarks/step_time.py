@@ -99,9 +99,9 @@ def optimized_matmuls(graph: tf.Graph, fetches: list[str]) -> int:
     return sum(n.op == "MatMul" for n in nodes)
 
 
-def keras_matmuls(run, batch) -> int:
-    """MatMul count of the runner's train step (its model must have run a step)."""
-    graph = tf.function(run.model.train_step).get_concrete_function(
+def keras_matmuls(model: keras.Model, batch) -> int:
+    """MatMul count of ``model``'s train step (the model must have run a step)."""
+    graph = tf.function(model.train_step).get_concrete_function(
         tuple(tf.constant(b) for b in batch)).graph
     return optimized_matmuls(graph, [t.name for t in graph.outputs]
                              + [op.name for op in graph.control_outputs])
@@ -119,7 +119,7 @@ def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
             logs = model.train_function(iterator)
         tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, logs)
 
-    run.model = model
+    run.matmuls = lambda: keras_matmuls(model, batch)
     return run
 
 
@@ -132,7 +132,7 @@ def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
         for _ in range(steps):
             g.session.run(g.train_op, feed)
 
-    run.seed_graph = g
+    run.matmuls = lambda: optimized_matmuls(g.graph, [g.train_op.name])
     return run
 
 
@@ -182,14 +182,8 @@ def main(argv=None) -> None:
     if args.matmuls:
         print("\nMatMul ops in one train step after Grappler (no XLA):")
         for name, run in configs.items():
-            if name.endswith("+xla"):
-                continue
-            if hasattr(run, "model"):
-                count = keras_matmuls(run, batch)
-            else:
-                g = run.seed_graph
-                count = optimized_matmuls(g.graph, [g.train_op.name])
-            print(f"{name:28s} {count:9d}")
+            if not name.endswith("+xla"):
+                print(f"{name:28s} {run.matmuls():9d}")
     default = med["sga-forward"]
     print(f"\ndefault (sga-forward, no XLA on CPU): {default / med['plain-rmsprop']:.2f}x a plain "
           f"step (target <= 4.5), {default / med['tf1-sga']:.2f}x the TF1 code (target <= 1.0)")

@@ -22,7 +22,9 @@ pass under the tapes and accumulators they need. :func:`game_products` reads the
 once and evaluates the losses at those tensors (a ``keras.StatelessScope``), so that inside
 ``tf.function`` the forward-mode pass repeats the reverse pass's primal computation exactly and
 TensorFlow's common-subexpression elimination computes it once: forward mode then costs the
-tangent operations only, not a second evaluation of xi.
+tangent operations only, not a second evaluation of xi. (Noise drawn from a
+:class:`~tfgames.Game`'s seed generator is the exception: the second pass replays it from a
+snapshot, so what depends on it is computed twice; see ``Game._checked_losses``.)
 """
 
 from __future__ import annotations
@@ -133,18 +135,15 @@ def _player_gradients(
     tape: tf.GradientTape,
     losses: Mapping[str, tf.Tensor],
     players: Mapping[str, Sequence],
-    values: Sequence | None = None,
+    values: Sequence,
 ) -> list[tf.Tensor]:
     """xi = (grad_{w_i} l_i)_i, flattened in player order, zeros for unconnected variables;
-    the gradients are taken with respect to ``values`` (flat, aligned with the players'
-    variables) when given, else the variables."""
+    the gradients are taken with respect to ``values`` (what the tape watched: flat, aligned
+    with the players' variables)."""
     xi: list[tf.Tensor] = []
     start = 0
     for name, variables in players.items():
-        if values is None:
-            sources = [_value(v) for v in variables]
-        else:
-            sources = list(values[start : start + len(variables)])
+        sources = list(values[start : start + len(variables)])
         start += len(variables)
         grads = tape.gradient(losses[name], sources)
         if all(g is None for g in grads):
@@ -169,11 +168,11 @@ def simultaneous_gradient(
     Returns:
       ``(losses, xi)`` with ``xi`` flattened in player order.
     """
+    values = [_value(v) for vs in players.values() for v in vs]
     with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
-        for variables in players.values():
-            tape.watch([_value(v) for v in variables])
+        tape.watch(values)
         losses = dict(loss_fn())
-    return losses, _player_gradients(tape, losses, players)
+    return losses, _player_gradients(tape, losses, players, values)
 
 
 def game_products(

@@ -22,7 +22,6 @@ from tfgames.optimizers.per_player import PerPlayer, bind_players
 __all__ = ["Extragradient"]
 
 
-
 @keras.saving.register_keras_serializable(package="tfgames")
 class Extragradient(GameOptimizer):
     """Extragradient: w_{t+1/2} = w_t - eta F(w_t);  w_{t+1} = w_t - eta F(w_{t+1/2}).

@@ -16,7 +16,6 @@ from tfgames.optimizers.per_player import bind_players
 __all__ = ["Lookahead"]
 
 
-
 @keras.saving.register_keras_serializable(package="tfgames")
 class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
     """Lookahead-minmax: every k steps, phi <- phi + alpha (w - phi) and w <- phi.
