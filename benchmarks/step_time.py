@@ -16,7 +16,8 @@ the ratios. Absolute times depend on the machine; the ratios are the result.
 With ``--matmuls`` it also prints, for each configuration without XLA, the number of MatMul
 ops left in one train step's graph after Grappler's default optimisations (common-subexpression
 elimination included): the work each way of computing the products really does, independent of
-the machine's noise.
+the machine's noise. It then splits the products' work: xi alone, each product alone, both, and
+how many of H xi's ops CSE shares with H^T xi in each mode.
 
 Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small] [--matmuls]``.
 """
@@ -85,8 +86,8 @@ def init_weights(depth: int, width: int, z_dim: int, x_dim: int, seed: int = 0) 
             "generator": net([z_dim] + [width] * depth + [x_dim])}
 
 
-def optimized_matmuls(graph: tf.Graph, fetches: list[str]) -> int:
-    """MatMul ops left in ``graph`` after Grappler's default optimisations (those of function
+def optimized_nodes(graph: tf.Graph, fetches: list[str]) -> list:
+    """The NodeDefs of ``graph`` after Grappler's default optimisations (those of function
     bodies still in its library included), ``fetches`` and what they depend on kept."""
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.grappler import tf_optimizer
@@ -95,8 +96,27 @@ def optimized_matmuls(graph: tf.Graph, fetches: list[str]) -> int:
                                                 collection_list=[])
     meta.collection_def["train_op"].node_list.value.extend(fetches)
     out = tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta)
-    nodes = list(out.node) + [n for f in out.library.function for n in f.node_def]
-    return sum(n.op == "MatMul" for n in nodes)
+    return list(out.node) + [n for f in out.library.function for n in f.node_def]
+
+
+def optimized_matmuls(graph: tf.Graph, fetches: list[str]) -> int:
+    """MatMul ops left in ``graph`` after Grappler (see :func:`optimized_nodes`)."""
+    return sum(n.op == "MatMul" for n in optimized_nodes(graph, fetches))
+
+
+def zero_operand_matmuls(nodes: list) -> int:
+    """MatMul ops one of whose operands is an all-zero constant (through Identity ops)."""
+    by_name = {n.name: n for n in nodes}
+
+    def is_zero(name: str) -> bool:
+        node = by_name.get(name.lstrip("^").split(":")[0])
+        while node is not None and node.op == "Identity":
+            node = by_name.get(node.input[0].lstrip("^").split(":")[0])
+        if node is None or node.op != "Const":
+            return False
+        return not tf.make_ndarray(node.attr["value"].tensor).any()
+
+    return sum(n.op == "MatMul" and any(is_zero(i) for i in n.input[:2]) for n in nodes)
 
 
 def keras_matmuls(model: keras.Model, batch) -> int:
@@ -105,6 +125,38 @@ def keras_matmuls(model: keras.Model, batch) -> int:
         tuple(tf.constant(b) for b in batch)).graph
     return optimized_matmuls(graph, [t.name for t in graph.outputs]
                              + [op.name for op in graph.control_outputs])
+
+
+def product_matmuls(weights: dict, batch) -> dict[str, int]:
+    """MatMul ops of :func:`tfgames.products.game_products` alone on the seed GAN's game, for
+    xi alone and with each product: which part of SGA's extra work each product costs, and how
+    much of H xi's work Grappler's CSE shares with H^T xi (v = xi in both)."""
+    model = SeedGAN(weights)
+    players = {name: m.trainable_variables for name, m in model.players().items()}
+
+    def nodes(**options) -> list:
+        def products(x, z):
+            p = tfgames.products.game_products(
+                lambda: model.compute_losses((x, z)), players, **options)
+            return (p.hv or []) + (p.htv or []) + p.xi
+
+        graph = tf.function(products).get_concrete_function(
+            *(tf.constant(b) for b in batch)).graph
+        return optimized_nodes(graph, [t.name for t in graph.outputs])
+
+    def count(**options) -> int:
+        return sum(n.op == "MatMul" for n in nodes(**options))
+
+    return {
+        "xi": count(hv=False, htv=False),
+        "xi, H^T xi": count(hv=False),
+        "xi, H xi forward": count(htv=False),
+        "xi, H xi double_backward": count(htv=False, mode="double_backward"),
+        "all, forward": count(),
+        "all, double_backward": count(mode="double_backward"),
+        "zero operand, all, forward": zero_operand_matmuls(nodes()),
+        "zero operand, all, db": zero_operand_matmuls(nodes(mode="double_backward")),
+    }
 
 
 def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
@@ -184,6 +236,14 @@ def main(argv=None) -> None:
         for name, run in configs.items():
             if not name.endswith("+xla"):
                 print(f"{name:28s} {run.matmuls():9d}")
+        parts = product_matmuls(weights, batch)
+        print("\nMatMul ops of the products alone (tfgames.products.game_products, v = xi):")
+        for name, n in parts.items():
+            print(f"{name:28s} {n:9d}")
+        for mode in ("forward", "double_backward"):
+            own = parts[f"xi, H xi {mode}"] - parts["xi"]
+            shared = parts["xi, H^T xi"] + own - parts[f"all, {mode}"]
+            print(f"H xi {mode}: {own} ops alone, {shared} of them shared with H^T xi")
     default = med["sga-forward"]
     print(f"\ndefault (sga-forward, no XLA on CPU): {default / med['plain-rmsprop']:.2f}x a plain "
           f"step (target <= 4.5), {default / med['tf1-sga']:.2f}x the TF1 code (target <= 1.0)")

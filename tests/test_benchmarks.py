@@ -2,6 +2,7 @@
 
 import importlib.util
 import math
+import re
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "step_time.py"
@@ -17,18 +18,34 @@ def _load():
 def test_step_time_benchmark_smoke_run_and_matmul_counts(capsys):
     _load().main(["--small", "--reps", "1", "--steps", "1", "--matmuls"])
     out = capsys.readouterr().out
-    timing, counts = out.split("MatMul ops in one train step")
+    timing, rest = out.split("MatMul ops in one train step")
+    counts, parts_text = rest.split("MatMul ops of the products alone")
     rows = {line.split()[0]: line.split()[1:] for line in timing.splitlines()[2:] if line.strip()}
     names = ["plain-rmsprop", "sga-forward", "sga-double_backward", "plain-rmsprop+xla",
              "sga-forward+xla", "sga-double_backward+xla", "tf1-rms", "tf1-sga"]
     assert list(rows) == names
     assert all(math.isfinite(float(v)) and float(v) > 0 for r in rows.values() for v in r)
-    assert "default (sga-forward, no XLA on CPU)" in counts
+    assert "default (sga-forward, no XLA on CPU)" in parts_text
     matmuls = {line.split()[0]: int(line.split()[1]) for line in counts.splitlines()[1:]
-               if line.strip() and not line.startswith("default")}
+               if line.strip()}
     assert list(matmuls) == [n for n in names if not n.endswith("+xla")]
     # The same algorithms do the same matrix work: a plain Keras step and TF1 RMSProp, and
     # double-backward SGA and the seed's TF1 SymplecticOptimizer (which uses that trick).
     assert matmuls["plain-rmsprop"] == matmuls["tf1-rms"]
     assert matmuls["sga-double_backward"] == matmuls["tf1-sga"]
     assert matmuls["sga-forward"] > 3 * matmuls["plain-rmsprop"]
+    # The products alone: xi is a plain step's matrix work, and an SGA step's matrix work is
+    # exactly that of its products (the update adds none).
+    parts = {line.rsplit(None, 1)[0]: int(line.rsplit(None, 1)[1])
+             for line in parts_text.splitlines()[1:]
+             if line.strip() and not line.startswith(("H xi", "default"))}
+    assert parts["xi"] == matmuls["plain-rmsprop"]
+    assert parts["all, forward"] == matmuls["sga-forward"]
+    assert parts["all, double_backward"] == matmuls["sga-double_backward"]
+    # Forward mode's four products by a zero tangent (the data and the noise have none in the
+    # first layers' JVPs, forward and backward); the double-backward graph has none.
+    assert parts["zero operand, all, forward"] == 4
+    assert parts["zero operand, all, db"] == 0
+    shared = {m[1]: int(m[2]) for m in re.finditer(r"H xi (\w+): \d+ ops alone, (\d+) of them",
+                                                   parts_text)}
+    assert shared["double_backward"] > shared["forward"] > 0
