@@ -158,6 +158,45 @@ def test_gradient_evaluations_per_step(past, per_step):
         assert game.evaluations == per_step * step
 
 
+@pytest.mark.parametrize("past", [False, True])
+def test_batchnorm_statistics_move_at_every_evaluation(past):
+    """State that the losses change moves at each of the step's evaluations: twice per step
+    (at w_t, then at w_{t+1/2}) for extragradient, once for past extragradient, as in the
+    reference implementations, which run the networks in training mode at both points.
+    Reference: ordinary evaluations at w_0 and at w_0 - eta xi(w_0), by hand."""
+    x = tf.random.normal((16, 2), seed=7)
+
+    def build():
+        keras.utils.set_random_seed(3)
+        d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4),
+                              keras.layers.BatchNormalization(momentum=0.5),
+                              keras.layers.Dense(1)])
+        g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="tanh")])
+        z = tf.random.stateless_normal((16, 2), seed=(1, 2))
+
+        def loss_fn():
+            real, fake = d(x, training=True), d(g(z), training=True)
+            return {"d": tf.reduce_mean(fake - real + 0.1 * real**2), "g": -tf.reduce_mean(fake)}
+        return d, g, loss_fn
+
+    d, g, loss_fn = build()
+    players = {"d": d.trainable_variables, "g": g.trainable_variables}
+    _, xi = tfgames.products.simultaneous_gradient(loss_fn, players)  # evaluation at w_0
+    once = [v.numpy() for v in d.non_trainable_variables]
+    for v, f in zip(d.trainable_variables + g.trainable_variables, xi):
+        v.assign_sub(0.1 * f)
+    loss_fn()  # evaluation at w_{1/2}
+    twice = [v.numpy() for v in d.non_trainable_variables]
+    assert not np.allclose(once[0], twice[0])
+
+    d, g, loss_fn = build()
+    game = tfgames.Game({"d": d, "g": g}, loss_fn)
+    tfgames.Extragradient(keras.optimizers.SGD(0.1), past=past).apply_game(game)
+    # Past extragradient's first extrapolation does not move (F(w_{-1/2}) = 0): its one
+    # evaluation is at w_0.
+    for got, want in zip(d.non_trainable_variables, once if past else twice):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-7)
+
 # -- the bilinear game x*y -----------------------------------------------------------------------
 BILINEAR = [
     ("extragradient", lambda: tfgames.Extragradient(keras.optimizers.SGD(0.1)),
