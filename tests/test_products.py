@@ -213,3 +213,22 @@ def test_state_updates_in_the_losses_happen_once_per_products_call(execution, mo
     np.testing.assert_allclose(flat(out.xi), xi, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(flat(out.hv), jac @ xi, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(flat(out.htv), jac.T @ xi, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,times", [("forward", 2), ("double_backward", 1)])
+def test_assignments_to_plain_tf_variables_happen_at_every_evaluation(mode, times):
+    """Only Keras variables' assignments are recorded and applied once: a plain ``tf.Variable``
+    assigned in the losses moves at every evaluation, twice per products call in forward mode
+    (documented in docs/games.md; keep such state in Keras variables)."""
+    keras_counter, plain_counter = keras.Variable(0.0, trainable=False), tf.Variable(0.0)
+    x, y = keras.Variable(1.0), keras.Variable(2.0)
+
+    def loss_fn():
+        keras_counter.assign_add(1.0)
+        plain_counter.assign_add(1.0)
+        return tfgames.zero_sum(x * y, min_player="x", max_player="y")
+
+    game = tfgames.Game({"x": x, "y": y}, loss_fn)
+    game.products(None, mode=mode)
+    assert keras_counter.numpy() == 1.0
+    assert plain_counter.numpy() == times
