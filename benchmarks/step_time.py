@@ -19,7 +19,13 @@ elimination included): the work each way of computing the products really does, 
 the machine's noise. It then splits the products' work: xi alone, each product alone, both, and
 how many of H xi's ops CSE shares with H^T xi in each mode.
 
-Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small] [--matmuls]``.
+With ``--inner`` it also times, interleaved with the rest, the inner optimizer's update alone
+on the GAN's variables: Keras 3's ``RMSprop`` (what ``tfgames.SGA`` wraps in both the Keras rows)
+against TF1's fused ``ApplyRMSProp`` kernel (what the seed's code runs), and prints their
+difference as a share of a TF1 SGA step: the part of the comparison that is the inner
+optimizer's implementation, not the game machinery.
+
+Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small] [--matmuls] [--inner]``.
 """
 
 from __future__ import annotations
@@ -175,6 +181,41 @@ def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
     return run
 
 
+def inner_update_runners(weights: dict) -> dict:
+    """The inner optimizer's update alone on the GAN's variables, from identical gradients:
+    Keras 3's ``RMSprop.apply`` (what ``tfgames.SGA`` wraps) and TF1's fused
+    ``ResourceApplyRMSProp`` kernel (what the seed's ``tf.train.RMSPropOptimizer`` runs)."""
+    rng = np.random.default_rng(2)
+    arrays = weights["discriminator"] + weights["generator"]
+    grads = [tf.constant(rng.standard_normal(a.shape).astype("float32")) for a in arrays]
+    keras_vars = [keras.Variable(a) for a in arrays]
+    optimizer = keras.optimizers.RMSprop(1e-4)
+    optimizer.build(keras_vars)
+    tf_vars = [tf.Variable(a) for a in arrays]
+    ms = [tf.Variable(tf.ones_like(a)) for a in arrays]  # TF1's RMSProp starts ms at one
+    mom = [tf.Variable(tf.zeros_like(a)) for a in arrays]
+
+    @tf.function
+    def keras_update():
+        optimizer.apply(grads, keras_vars)
+
+    @tf.function
+    def fused_update():
+        for v, m, p, g in zip(tf_vars, ms, mom, grads):
+            tf.raw_ops.ResourceApplyRMSProp(var=v.handle, ms=m.handle, mom=p.handle, lr=1e-4,
+                                            rho=0.9, momentum=0.0, epsilon=1e-10, grad=g)
+
+    def runner(update):
+        def run(steps: int) -> None:
+            for _ in range(steps):
+                update()
+            keras_vars[0].numpy(), tf_vars[0].numpy()  # wait for the updates
+        return run
+
+    return {"update-keras-rmsprop": runner(keras_update),
+            "update-tf1-fused-rmsprop": runner(fused_update)}
+
+
 def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
     g = tf1_seed.build_seed_gan_graph(weights, mode, lr, depth=depth, width=width,
                                       batch_size=batch[0].shape[0])
@@ -195,6 +236,8 @@ def main(argv=None) -> None:
     parser.add_argument("--small", action="store_true", help="tiny nets (a smoke run)")
     parser.add_argument("--matmuls", action="store_true",
                         help="also print the MatMul ops of each optimised train step")
+    parser.add_argument("--inner", action="store_true",
+                        help="also time the inner RMSProp update alone: Keras vs TF1's kernel")
     args = parser.parse_args(argv)
     depth, width, z_dim, batch_size = (2, 32, 8, 64) if args.small else (6, 384, 64, 256)
     lr = 1e-4
@@ -214,6 +257,8 @@ def main(argv=None) -> None:
                 weights, tfgames.SGA(keras.optimizers.RMSprop(lr), hvp_mode=mode), jit, batch)
     configs["tf1-rms"] = tf1_runner(weights, "RMS", lr, depth, width, batch)
     configs["tf1-sga"] = tf1_runner(weights, "SGA", lr, depth, width, batch)
+    if args.inner:
+        configs.update(inner_update_runners(weights))
 
     for run in configs.values():  # warm-up: tracing and compilation are not step time
         run(2)
@@ -234,7 +279,7 @@ def main(argv=None) -> None:
     if args.matmuls:
         print("\nMatMul ops in one train step after Grappler (no XLA):")
         for name, run in configs.items():
-            if not name.endswith("+xla"):
+            if hasattr(run, "matmuls") and not name.endswith("+xla"):
                 print(f"{name:28s} {run.matmuls():9d}")
         parts = product_matmuls(weights, batch)
         print("\nMatMul ops of the products alone (tfgames.products.game_products, v = xi):")
@@ -244,6 +289,10 @@ def main(argv=None) -> None:
             own = parts[f"xi, H xi {mode}"] - parts["xi"]
             shared = parts["xi, H^T xi"] + own - parts[f"all, {mode}"]
             print(f"H xi {mode}: {own} ops alone, {shared} of them shared with H^T xi")
+    if args.inner:
+        keras_update, fused = med["update-keras-rmsprop"], med["update-tf1-fused-rmsprop"]
+        print(f"\ninner update alone: Keras RMSprop {keras_update / fused:.2f}x TF1's fused kernel; "
+              f"the difference is {(keras_update - fused) / med['tf1-sga']:.3f} of a TF1 SGA step")
     default = med["sga-forward"]
     print(f"\ndefault (sga-forward, no XLA on CPU): {default / med['plain-rmsprop']:.2f}x a plain "
           f"step (target <= 4.5), {default / med['tf1-sga']:.2f}x the TF1 code (target <= 1.0)")

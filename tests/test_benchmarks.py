@@ -16,19 +16,22 @@ def _load():
 
 
 def test_step_time_benchmark_smoke_run_and_matmul_counts(capsys):
-    _load().main(["--small", "--reps", "1", "--steps", "1", "--matmuls"])
+    _load().main(["--small", "--reps", "1", "--steps", "1", "--matmuls", "--inner"])
     out = capsys.readouterr().out
     timing, rest = out.split("MatMul ops in one train step")
     counts, parts_text = rest.split("MatMul ops of the products alone")
     rows = {line.split()[0]: line.split()[1:] for line in timing.splitlines()[2:] if line.strip()}
     names = ["plain-rmsprop", "sga-forward", "sga-double_backward", "plain-rmsprop+xla",
-             "sga-forward+xla", "sga-double_backward+xla", "tf1-rms", "tf1-sga"]
+             "sga-forward+xla", "sga-double_backward+xla", "tf1-rms", "tf1-sga",
+             "update-keras-rmsprop", "update-tf1-fused-rmsprop"]
     assert list(rows) == names
     assert all(math.isfinite(float(v)) and float(v) > 0 for r in rows.values() for v in r)
     assert "default (sga-forward, no XLA on CPU)" in parts_text
     matmuls = {line.split()[0]: int(line.split()[1]) for line in counts.splitlines()[1:]
                if line.strip()}
-    assert list(matmuls) == [n for n in names if not n.endswith("+xla")]
+    assert list(matmuls) == [n for n in names if not n.endswith("+xla")
+                             and not n.startswith("update")]
+    assert re.search(r"inner update alone: Keras RMSprop \d+\.\d\dx TF1's fused kernel", out)
     # The same algorithms do the same matrix work: a plain Keras step and TF1 RMSProp, and
     # double-backward SGA and the seed's TF1 SymplecticOptimizer (which uses that trick).
     assert matmuls["plain-rmsprop"] == matmuls["tf1-rms"]
@@ -38,7 +41,7 @@ def test_step_time_benchmark_smoke_run_and_matmul_counts(capsys):
     # exactly that of its products (the update adds none).
     parts = {line.rsplit(None, 1)[0]: int(line.rsplit(None, 1)[1])
              for line in parts_text.splitlines()[1:]
-             if line.strip() and not line.startswith(("H xi", "default"))}
+             if line.strip() and not line.startswith(("H xi", "inner", "default"))}
     assert parts["xi"] == matmuls["plain-rmsprop"]
     assert parts["all, forward"] == matmuls["sga-forward"]
     assert parts["all, double_backward"] == matmuls["sga-double_backward"]
