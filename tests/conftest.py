@@ -76,3 +76,13 @@ def real_batches(n_batches=6, batch=16, seed=0, with_noise=False, z_dim=3):
 
 def flat(tensors):
     return np.concatenate([np.asarray(t).ravel() for t in tensors])
+
+
+def batchnorm_players(seed: int, hidden: int) -> tuple[keras.Sequential, keras.Sequential]:
+    """A discriminator on 2-d inputs with BatchNorm (momentum 0.5) after its hidden layer, and a
+    tanh generator from 2-d noise, built from ``keras.utils.set_random_seed(seed)``."""
+    keras.utils.set_random_seed(seed)
+    d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(hidden),
+                          keras.layers.BatchNormalization(momentum=0.5), keras.layers.Dense(1)])
+    g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="tanh")])
+    return d, g

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tfgames
-from conftest import TinyGAN, flat, real_batches
+from conftest import TinyGAN, batchnorm_players, flat, real_batches
 from test_adamirror_ogd import (
     W0,
     bilinear_field,
@@ -161,17 +161,13 @@ def test_gradient_evaluations_per_step(past, per_step):
 @pytest.mark.parametrize("past", [False, True])
 def test_batchnorm_statistics_move_at_every_evaluation(past):
     """State that the losses change moves at each of the step's evaluations: twice per step
-    (at w_t, then at w_{t+1/2}) for extragradient, once for past extragradient, as in the
-    reference implementations, which run the networks in training mode at both points.
-    Reference: ordinary evaluations at w_0 and at w_0 - eta xi(w_0), by hand."""
+    (at w_t, then at w_{t+1/2}) for extragradient, once for past extragradient, as in Gidel et
+    al.'s train_extraadam.py, which runs its BatchNorm generator in training mode at both
+    points. Reference: ordinary evaluations at w_0 and at w_0 - eta xi(w_0), by hand."""
     x = tf.random.normal((16, 2), seed=7)
 
     def build():
-        keras.utils.set_random_seed(3)
-        d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4),
-                              keras.layers.BatchNormalization(momentum=0.5),
-                              keras.layers.Dense(1)])
-        g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="tanh")])
+        d, g = batchnorm_players(seed=3, hidden=4)
         z = tf.random.stateless_normal((16, 2), seed=(1, 2))
 
         def loss_fn():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import flat
+from conftest import batchnorm_players, flat
 import tfgames
 from tfgames import products
 
@@ -168,11 +168,7 @@ def test_state_updates_in_the_losses_happen_once_per_products_call(execution, mo
     after one ordinary evaluation, and the products see the same noise in every pass."""
 
     def build():
-        keras.utils.set_random_seed(11)
-        d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3),
-                              keras.layers.BatchNormalization(momentum=0.5),
-                              keras.layers.Dense(1)])
-        g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="tanh")])
+        d, g = batchnorm_players(seed=11, hidden=3)
         return d, g, keras.Variable(0.0, trainable=False), keras.random.SeedGenerator(5)
 
     x = tf.random.normal((8, 2), seed=3)
