@@ -105,9 +105,17 @@ def optimized_nodes(graph: tf.Graph, fetches: list[str]) -> list:
     return list(out.node) + [n for f in out.library.function for n in f.node_def]
 
 
-def optimized_matmuls(graph: tf.Graph, fetches: list[str]) -> int:
-    """MatMul ops left in ``graph`` after Grappler (see :func:`optimized_nodes`)."""
-    return sum(n.op == "MatMul" for n in optimized_nodes(graph, fetches))
+def matmuls(nodes: list) -> int:
+    """The number of MatMul ops among ``nodes``."""
+    return sum(n.op == "MatMul" for n in nodes)
+
+
+def traced_nodes(fn, batch) -> list:
+    """The optimised nodes (:func:`optimized_nodes`) of ``fn(batch)`` traced by ``tf.function``
+    with the batch as inputs, its outputs and stateful operations kept."""
+    graph = tf.function(fn).get_concrete_function(tuple(tf.constant(b) for b in batch)).graph
+    return optimized_nodes(graph, [t.name for t in graph.outputs]
+                           + [op.name for op in graph.control_outputs])
 
 
 def zero_operand_matmuls(nodes: list) -> int:
@@ -125,14 +133,6 @@ def zero_operand_matmuls(nodes: list) -> int:
     return sum(n.op == "MatMul" and any(is_zero(i) for i in n.input[:2]) for n in nodes)
 
 
-def keras_matmuls(model: keras.Model, batch) -> int:
-    """MatMul count of ``model``'s train step (the model must have run a step)."""
-    graph = tf.function(model.train_step).get_concrete_function(
-        tuple(tf.constant(b) for b in batch)).graph
-    return optimized_matmuls(graph, [t.name for t in graph.outputs]
-                             + [op.name for op in graph.control_outputs])
-
-
 def product_matmuls(weights: dict, batch) -> dict[str, int]:
     """MatMul ops of :func:`tfgames.products.game_products` alone on the seed GAN's game, for
     xi alone and with each product: which part of SGA's extra work each product costs, and how
@@ -141,27 +141,23 @@ def product_matmuls(weights: dict, batch) -> dict[str, int]:
     players = {name: m.trainable_variables for name, m in model.players().items()}
 
     def nodes(**options) -> list:
-        def products(x, z):
+        def products(data):
             p = tfgames.products.game_products(
-                lambda: model.compute_losses((x, z)), players, **options)
+                lambda: model.compute_losses(data), players, **options)
             return (p.hv or []) + (p.htv or []) + p.xi
 
-        graph = tf.function(products).get_concrete_function(
-            *(tf.constant(b) for b in batch)).graph
-        return optimized_nodes(graph, [t.name for t in graph.outputs])
+        return traced_nodes(products, batch)
 
-    def count(**options) -> int:
-        return sum(n.op == "MatMul" for n in nodes(**options))
-
+    all_forward, all_double_backward = nodes(), nodes(mode="double_backward")
     return {
-        "xi": count(hv=False, htv=False),
-        "xi, H^T xi": count(hv=False),
-        "xi, H xi forward": count(htv=False),
-        "xi, H xi double_backward": count(htv=False, mode="double_backward"),
-        "all, forward": count(),
-        "all, double_backward": count(mode="double_backward"),
-        "zero operand, all, forward": zero_operand_matmuls(nodes()),
-        "zero operand, all, db": zero_operand_matmuls(nodes(mode="double_backward")),
+        "xi": matmuls(nodes(hv=False, htv=False)),
+        "xi, H^T xi": matmuls(nodes(hv=False)),
+        "xi, H xi forward": matmuls(nodes(htv=False)),
+        "xi, H xi double_backward": matmuls(nodes(htv=False, mode="double_backward")),
+        "all, forward": matmuls(all_forward),
+        "all, double_backward": matmuls(all_double_backward),
+        "zero operand, all, forward": zero_operand_matmuls(all_forward),
+        "zero operand, all, db": zero_operand_matmuls(all_double_backward),
     }
 
 
@@ -177,7 +173,7 @@ def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
             logs = model.train_function(iterator)
         tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, logs)
 
-    run.matmuls = lambda: keras_matmuls(model, batch)
+    run.matmuls = lambda: matmuls(traced_nodes(model.train_step, batch))  # after a step
     return run
 
 
@@ -225,7 +221,7 @@ def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
         for _ in range(steps):
             g.session.run(g.train_op, feed)
 
-    run.matmuls = lambda: optimized_matmuls(g.graph, [g.train_op.name])
+    run.matmuls = lambda: matmuls(optimized_nodes(g.graph, [g.train_op.name]))
     return run
 
 
