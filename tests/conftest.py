@@ -86,3 +86,10 @@ def batchnorm_players(seed: int, hidden: int) -> tuple[keras.Sequential, keras.S
                           keras.layers.BatchNormalization(momentum=0.5), keras.layers.Dense(1)])
     g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="tanh")])
     return d, g
+
+
+def batchnorm_losses(d, g, x, z) -> dict:
+    """The losses of :func:`batchnorm_players` (both networks in training mode, so BatchNorm's
+    moving statistics move at every evaluation): a quadratic-penalised critic and its generator."""
+    real, fake = d(x, training=True), d(g(z), training=True)
+    return {"d": tf.reduce_mean(fake - real + 0.1 * real**2), "g": -tf.reduce_mean(fake)}

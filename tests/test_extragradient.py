@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tfgames
-from conftest import TinyGAN, batchnorm_players, flat, real_batches
+from conftest import TinyGAN, batchnorm_losses, batchnorm_players, flat, real_batches
 from test_adamirror_ogd import (
     W0,
     bilinear_field,
@@ -169,11 +169,7 @@ def test_batchnorm_statistics_move_at_every_evaluation(past):
     def build():
         d, g = batchnorm_players(seed=3, hidden=4)
         z = tf.random.stateless_normal((16, 2), seed=(1, 2))
-
-        def loss_fn():
-            real, fake = d(x, training=True), d(g(z), training=True)
-            return {"d": tf.reduce_mean(fake - real + 0.1 * real**2), "g": -tf.reduce_mean(fake)}
-        return d, g, loss_fn
+        return d, g, lambda: batchnorm_losses(d, g, x, z)
 
     d, g, loss_fn = build()
     players = {"d": d.trainable_variables, "g": g.trainable_variables}

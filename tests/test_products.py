@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import batchnorm_players, flat
+from conftest import batchnorm_losses, batchnorm_players, flat
 import tfgames
 from tfgames import products
 
@@ -176,9 +176,7 @@ def test_state_updates_in_the_losses_happen_once_per_products_call(execution, mo
     def losses_of(d, g, counter, seed):
         def loss_fn():
             counter.assign_add(1.0)
-            z = keras.random.normal((8, 2), seed=seed)
-            real, fake = d(x, training=True), d(g(z), training=True)
-            return {"d": tf.reduce_mean(fake - real + 0.1 * real**2), "g": -tf.reduce_mean(fake)}
+            return batchnorm_losses(d, g, x, keras.random.normal((8, 2), seed=seed))
         return loss_fn
 
     d, g, counter, seed = build()  # reference: one ordinary evaluation
