@@ -112,10 +112,11 @@ def read_value(variable) -> tf.Tensor:
     return tf.identity(_value(variable))
 
 
-def _zeros_for_none(grads: Sequence[tf.Tensor | None], variables) -> list[tf.Tensor]:
+def _zeros_for_none(grads: Sequence[tf.Tensor | None], sources) -> list[tf.Tensor]:
+    """``grads`` with zeros (shaped like the aligned watched ``sources``) for ``None``."""
     return [
-        tf.zeros_like(_value(v)) if g is None else tf.convert_to_tensor(g)
-        for g, v in zip(grads, variables)
+        tf.zeros_like(_value(x)) if g is None else tf.convert_to_tensor(g)
+        for g, x in zip(grads, sources)
     ]
 
 
@@ -152,7 +153,7 @@ def _player_gradients(
                 "its gradient is None. Check that the loss uses the player's layers (called "
                 "inside the loss function) and that the players are declared as intended."
             )
-        xi.extend(_zeros_for_none(grads, variables))
+        xi.extend(_zeros_for_none(grads, sources))
     return xi
 
 
@@ -237,7 +238,6 @@ def game_products(
 def _reverse_pass(loss_fn, players, values, mapping, vector, vector_fn, want_htv, want_hv):
     """One forward pass at ``values``: losses, xi, v, H^T v (reverse-over-reverse) and, by the
     double-backward trick, H v; v = vector_fn(xi) of this same pass when not given."""
-    variables = [v for vs in players.values() for v in vs]
     dummies = [tf.zeros_like(x) for x in values] if want_hv else None
     with contextlib.ExitStack() as stack:
         if dummies is not None:
@@ -259,14 +259,14 @@ def _reverse_pass(loss_fn, players, values, mapping, vector, vector_fn, want_htv
             vector = [tf.stop_gradient(u) for u in vector_fn([tf.stop_gradient(x) for x in xi])]
         if dummies is not None:  # g(u) = H^T u, recorded by the dummy tape
             g_of_u = _zeros_for_none(
-                outer.gradient(xi, values, output_gradients=dummies), variables
+                outer.gradient(xi, values, output_gradients=dummies), values
             )
     htv = hv = None
     if want_htv:
-        htv = _zeros_for_none(outer.gradient(xi, values, output_gradients=vector), variables)
+        htv = _zeros_for_none(outer.gradient(xi, values, output_gradients=vector), values)
     if dummies is not None:
         hv = _zeros_for_none(
-            dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), variables
+            dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), values
         )
     return losses, [tf.stop_gradient(x) for x in xi], vector, htv, hv
 
