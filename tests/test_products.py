@@ -226,3 +226,18 @@ def test_assignments_to_plain_tf_variables_happen_at_every_evaluation(mode, time
     game.products(None, mode=mode)
     assert keras_counter.numpy() == 1.0
     assert plain_counter.numpy() == times
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_norm_and_dot_equal_numpy(dtype):
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(s).astype(dtype) for s in [(3, 4), (5,), ()]]
+    ys = [rng.standard_normal(x.shape).astype(dtype) for x in xs]
+    x64 = np.concatenate([np.ravel(x).astype("float64") for x in xs])
+    y64 = np.concatenate([np.ravel(y).astype("float64") for y in ys])
+    tensors = [tf.constant(x) for x in xs]
+    norm = products.norm(tensors)
+    assert norm.dtype == tf.float32  # half-precision tensors are summed in float32
+    np.testing.assert_allclose(norm.numpy(), np.linalg.norm(x64), rtol=1e-6)
+    np.testing.assert_allclose(products.dot(tensors, [tf.constant(y) for y in ys]).numpy(),
+                               x64 @ y64, rtol=1e-5)

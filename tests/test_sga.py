@@ -52,6 +52,26 @@ def test_three_sga_steps_equal_numpy_closed_form(use_signs, normalizer, hvp_mode
     assert "sga_lambda" in hist.history
 
 
+@pytest.mark.parametrize("hvp_mode", ["forward", "double_backward"])
+@pytest.mark.parametrize("w0, sign", [([1.0, -0.5, 0.3, 2.0], 1.0), ([-1.4, -1.4, 15.9, 15.9], -1.0)])
+def test_sga_diagnostics_equal_numpy_closed_form(hvp_mode, w0, sign):
+    """sga_lambda, xi_norm and at_xi_norm of one step against the closed form; the second
+    start makes alignment flip lambda's sign (<A^T xi, H^T xi> < 0 when a - c > 2b)."""
+    a, c, b = 2.0, 0.1, 0.3
+    B = b * np.eye(2)
+    model = tfgames.games.QuadraticZeroSum(a=a, c=c, coupling=B.tolist(), x0=w0[:2], y0=w0[2:])
+    model.compile(optimizer=tfgames.SGA(keras.optimizers.SGD(0.01), hvp_mode=hvp_mode))
+    hist = model.fit(tfgames.datasets.step_dataset(1), epochs=1, verbose=0).history
+    w = np.array(w0)
+    xi, jac = _quadratic_parts(a, c, B, w[:2], w[2:])
+    _, lam = _numpy_sga_step(w, xi, jac, 0.01, 1.0, True, 4.0)
+    assert lam == sign
+    np.testing.assert_allclose(hist["sga_lambda"], [lam])
+    np.testing.assert_allclose(hist["xi_norm"], [np.linalg.norm(xi)], rtol=1e-6)
+    at_xi = 0.5 * (jac.T @ xi - jac @ xi)
+    np.testing.assert_allclose(hist["at_xi_norm"], [np.linalg.norm(at_xi)], rtol=1e-6)
+
+
 def test_sga_step_on_a_gan_equals_dense_jacobian_update(tiny_gan):
     """One SGA step on a nonlinear GAN against a NumPy update built from tape.jacobian."""
     x = next(iter(real_batches(1, 16)))

@@ -40,6 +40,7 @@ __all__ = [
     "GameProducts",
     "dot",
     "game_products",
+    "norm",
     "read_value",
     "simultaneous_gradient",
 ]
@@ -130,6 +131,21 @@ def dot(xs: Sequence[tf.Tensor], ys: Sequence[tf.Tensor]) -> tf.Tensor:
             x, y = tf.cast(x, tf.float32), tf.cast(y, tf.float32)
         terms.append(tf.reduce_sum(x * y))
     return tf.add_n(terms)
+
+
+def norm(xs: Sequence[tf.Tensor]) -> tf.Tensor:
+    """||x|| = sqrt(sum_k sum(x_k^2)) over a list of tensors, in float32 or wider.
+
+    One fused ``L2Loss`` op per tensor (l2_loss(x) = sum(x^2) / 2) rather than a square and a
+    sum: the tensor is read once and no temporary of its size is written.
+    """
+    terms = []
+    for x in xs:
+        x = tf.convert_to_tensor(x)
+        if x.dtype in (tf.float16, tf.bfloat16):
+            x = tf.cast(x, tf.float32)
+        terms.append(tf.nn.l2_loss(x))
+    return tf.sqrt(2.0 * tf.add_n(terms))
 
 
 def _player_gradients(

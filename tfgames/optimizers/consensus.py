@@ -56,8 +56,8 @@ class Consensus(GameOptimizer):
         share = self.gamma / num_replicas()
         direction = [x + tf.cast(share, x.dtype) * h for x, h in zip(p.xi, htv)]
         diagnostics = {
-            "xi_norm": tf.sqrt(products.dot(p.vector, p.vector)),
-            "htxi_norm": tf.sqrt(products.dot(htv, htv)),
+            "xi_norm": products.norm(p.vector),
+            "htxi_norm": products.norm(htv),
         }
         return p.losses, direction, diagnostics
 

@@ -27,12 +27,16 @@ def sga_adjustment(
     epsilon: float,
     normalizer: float,
 ) -> tuple[list[tf.Tensor], tf.Tensor]:
-    """A^T xi and the aligned lambda of SGA.
+    """Twice the antisymmetric product, 2 A^T xi, and the aligned lambda of SGA.
 
-        A^T xi = (H^T xi - H xi) / 2,
+        2 A^T xi = H^T xi - H xi,
         lambda = sign(<xi, H^T xi> <A^T xi, H^T xi> / normalizer + epsilon) * |lambda_0|
 
     (without alignment, lambda = lambda_0). Balduzzi et al. 2018, Letcher et al. 2019.
+
+    The factor 1/2 of A^T xi = (H^T xi - H xi) / 2 is left to the caller, who folds it into a
+    scalar (dir = xi + (lambda / 2) (2 A^T xi), ||A^T xi|| = ||2 A^T xi|| / 2) instead of
+    scaling every tensor: one elementwise pass over the parameters fewer per step.
 
     Args:
       xi: the simultaneous gradient.
@@ -44,15 +48,15 @@ def sga_adjustment(
       normalizer: d, the number of scalars (paper) or of variable tensors (seed/DeepMind).
 
     Returns:
-      ``(A^T xi, lambda)``.
+      ``(2 A^T xi, lambda)``.
     """
-    at_xi = [(ht - h) / 2.0 for ht, h in zip(htv, hv)]
+    twice_at_xi = [ht - h for ht, h in zip(htv, hv)]
     if use_signs:
-        mult = products.dot(xi, htv) * products.dot(at_xi, htv)
-        lam = tf.sign(mult / normalizer + epsilon) * abs(lambda_)
+        mult = products.dot(xi, htv) * products.dot(twice_at_xi, htv)
+        lam = tf.sign(mult / (2.0 * normalizer) + epsilon) * abs(lambda_)
     else:
         lam = tf.constant(lambda_, tf.float32)
-    return at_xi, lam
+    return twice_at_xi, lam
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -143,9 +147,9 @@ class SGA(GameOptimizer):
     def direction(self, game: Game):
         if self.lambda_ == 0.0:
             losses, xi = game.gradient()
-            norm = tf.sqrt(products.dot(xi, xi))
             zero = tf.zeros((), tf.float32)
-            return losses, xi, {"sga_lambda": zero, "xi_norm": norm, "at_xi_norm": zero}
+            return losses, xi, {"sga_lambda": zero, "xi_norm": products.norm(xi),
+                                "at_xi_norm": zero}
         p = game.products(None, hv=True, htv=True, mode=self.hvp_mode, vector_fn=all_reduce_sum)
         # p.vector is the global xi; p.hv and p.htv are this replica's share of H xi, H^T xi.
         hv, htv = all_reduce_sum(p.hv), all_reduce_sum(p.htv)
@@ -153,18 +157,16 @@ class SGA(GameOptimizer):
             d = float(sum(int(np.prod(v.shape)) for v in game.variables))
         else:
             d = float(len(game.variables))
-        at_xi, lam = sga_adjustment(
+        twice_at_xi, lam = sga_adjustment(
             p.vector, hv, htv,
             lambda_=self.lambda_, use_signs=self.use_signs, epsilon=self.epsilon, normalizer=d,
         )
-        share = 1.0 / num_replicas()
-        direction = [
-            x + tf.cast(lam * share, x.dtype) * a for x, a in zip(p.xi, at_xi)
-        ]
+        scale = lam * (0.5 / num_replicas())  # lambda A^T xi, this replica's share
+        direction = [x + tf.cast(scale, x.dtype) * a for x, a in zip(p.xi, twice_at_xi)]
         diagnostics = {
             "sga_lambda": tf.cast(lam, tf.float32),
-            "xi_norm": tf.sqrt(products.dot(p.vector, p.vector)),
-            "at_xi_norm": tf.sqrt(products.dot(at_xi, at_xi)),
+            "xi_norm": products.norm(p.vector),
+            "at_xi_norm": 0.5 * products.norm(twice_at_xi),
         }
         return p.losses, direction, diagnostics
 
