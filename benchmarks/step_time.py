@@ -13,10 +13,13 @@ Each configuration runs ``--steps`` steps per repetition; repetitions are interl
 configurations so that machine noise hits all of them alike, and the medians are reported with
 the ratios. Absolute times depend on the machine; the ratios are the result.
 
-With ``--matmuls`` it also prints, for each configuration without XLA, the number of MatMul
-ops left in one train step's graph after Grappler's default optimisations (common-subexpression
-elimination included): the work each way of computing the products really does, independent of
-the machine's noise. It then splits the products' work: xi alone, each product alone, both, and
+With ``--matmuls`` it also prints, for each configuration without XLA, the number of matrix
+products in one train step, counted two ways: those the step executes (the graphs TensorFlow
+runs after its own Grappler pass and oneDNN rewrite: the partition graphs of the TF1 session's
+run, those of the ``tf.function`` the eager context instantiates), and those left when Grappler's
+default optimisations (common-subexpression elimination included) are run by hand on the whole
+step's graph. The work each way of computing the products does, independent of the machine's
+noise. It then splits the products' work: xi alone, each product alone, both, and
 how many of H xi's ops CSE shares with H^T xi in each mode.
 
 With ``--inner`` it also times, interleaved with the rest, the inner optimizer's update alone
@@ -40,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.python.eager import context  # noqa: E402
 
 import tfgames  # noqa: E402
 from tfgames.testing import tf1_seed  # noqa: E402
@@ -110,6 +114,25 @@ def matmuls(nodes: list) -> int:
     return sum(n.op == "MatMul" for n in nodes)
 
 
+def executed_matmuls(partition_graphs) -> int:
+    """Matrix products among the nodes of the graphs TensorFlow executed (``MatMul`` and its
+    oneDNN rewrites, ``_MklMatMul`` and the bias/activation-fused ``_MklNativeFusedMatMul``)."""
+    return sum("MatMul" in n.op for g in partition_graphs for n in g.node)
+
+
+def function_partition_graphs(run_once) -> list:
+    """The partition graphs of the functions that ``run_once()`` instantiates (what the eager
+    context executes for a ``tf.function`` it calls for the first time)."""
+    ctx = context.context()
+    ctx.enable_graph_collection()
+    try:
+        run_once()
+        metadata = ctx.export_run_metadata()
+    finally:
+        ctx.disable_graph_collection()
+    return [g for f in metadata.function_graphs for g in f.partition_graphs]
+
+
 def traced_nodes(fn, batch) -> list:
     """The optimised nodes (:func:`optimized_nodes`) of ``fn(batch)`` traced by ``tf.function``
     with the batch as inputs, its outputs and stateful operations kept."""
@@ -173,7 +196,13 @@ def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
             logs = model.train_function(iterator)
         tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, logs)
 
+    def executed() -> int:  # a fresh tf.function of the same step, instantiated and run once
+        step = tf.function(model.train_step, jit_compile=jit)
+        return executed_matmuls(function_partition_graphs(
+            lambda: step(tuple(tf.constant(b) for b in batch))))
+
     run.matmuls = lambda: matmuls(traced_nodes(model.train_step, batch))  # after a step
+    run.executed_matmuls = executed
     return run
 
 
@@ -221,7 +250,14 @@ def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
         for _ in range(steps):
             g.session.run(g.train_op, feed)
 
+    def executed() -> int:
+        metadata = tf.compat.v1.RunMetadata()
+        g.session.run(g.train_op, feed, run_metadata=metadata,
+                      options=tf.compat.v1.RunOptions(output_partition_graphs=True))
+        return executed_matmuls(metadata.partition_graphs)
+
     run.matmuls = lambda: matmuls(optimized_nodes(g.graph, [g.train_op.name]))
+    run.executed_matmuls = executed
     return run
 
 
@@ -231,7 +267,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--small", action="store_true", help="tiny nets (a smoke run)")
     parser.add_argument("--matmuls", action="store_true",
-                        help="also print the MatMul ops of each optimised train step")
+                        help="also print the matrix products of each train step")
     parser.add_argument("--inner", action="store_true",
                         help="also time the inner RMSProp update alone: Keras vs TF1's kernel")
     args = parser.parse_args(argv)
@@ -273,10 +309,11 @@ def main(argv=None) -> None:
         plain = med["plain-rmsprop+xla" if name.endswith("+xla") else "plain-rmsprop"]
         print(f"{name:28s} {1e3 * t:9.2f} {t / plain:8.2f} {t / med['tf1-sga']:9.2f}")
     if args.matmuls:
-        print("\nMatMul ops in one train step after Grappler (no XLA):")
+        print("\nMatrix products in one train step (no XLA): executed, and left by Grappler "
+              "run by hand on the step's graph")
         for name, run in configs.items():
             if hasattr(run, "matmuls") and not name.endswith("+xla"):
-                print(f"{name:28s} {run.matmuls():9d}")
+                print(f"{name:28s} {run.executed_matmuls():9d} {run.matmuls():9d}")
         parts = product_matmuls(weights, batch)
         print("\nMatMul ops of the products alone (tfgames.products.game_products, v = xi):")
         for name, n in parts.items():
