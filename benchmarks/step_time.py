@@ -28,7 +28,13 @@ against TF1's fused ``ApplyRMSProp`` kernel (what the seed's code runs), and pri
 difference as a share of a TF1 SGA step: the part of the comparison that is the inner
 optimizer's implementation, not the game machinery.
 
-Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small] [--matmuls] [--inner]``.
+With ``--profile`` it also runs the non-XLA SGA steps and the TF1 code under TensorFlow's
+profiler and prints, per step, the time spent in matrix products and in everything else (op
+times summed over both cores; the profiler slows ops down, so compare the columns, not the
+times with the table's).
+
+Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small] [--matmuls] [--inner]
+[--profile]``.
 """
 
 from __future__ import annotations
@@ -241,6 +247,38 @@ def inner_update_runners(weights: dict) -> dict:
             "update-tf1-fused-rmsprop": runner(fused_update)}
 
 
+def profiled_op_times(run, steps: int) -> dict[str, float]:
+    """Per step, the op time (microseconds, summed over threads) that ``run(steps)`` spends in
+    matrix products and in all other TensorFlow ops, from the profiler's trace."""
+    import glob
+    import tempfile
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            run(steps)
+        finally:
+            tf.profiler.experimental.stop()
+        (path,) = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+    times = {"matrix products": 0.0, "other ops": 0.0}
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue  # the executor's threads run the ops; not Python, not tf.data's
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name  # "node name:OpType"
+                if "::" in name or ":" not in name:
+                    continue  # runtime regions around the ops (ExecutorState::Process, ...)
+                key = "matrix products" if "MatMul" in name.rsplit(":", 1)[1] else "other ops"
+                times[key] += event.duration_ps / 1e6 / steps
+    return times
+
+
 def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
     g = tf1_seed.build_seed_gan_graph(weights, mode, lr, depth=depth, width=width,
                                       batch_size=batch[0].shape[0])
@@ -270,6 +308,8 @@ def main(argv=None) -> None:
                         help="also print the matrix products of each train step")
     parser.add_argument("--inner", action="store_true",
                         help="also time the inner RMSProp update alone: Keras vs TF1's kernel")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the SGA steps: matrix products vs other ops")
     args = parser.parse_args(argv)
     depth, width, z_dim, batch_size = (2, 32, 8, 64) if args.small else (6, 384, 64, 256)
     lr = 1e-4
@@ -326,6 +366,11 @@ def main(argv=None) -> None:
         keras_update, fused = med["update-keras-rmsprop"], med["update-tf1-fused-rmsprop"]
         print(f"\ninner update alone: Keras RMSprop {keras_update / fused:.2f}x TF1's fused kernel; "
               f"the difference is {(keras_update - fused) / med['tf1-sga']:.3f} of a TF1 SGA step")
+    if args.profile:
+        print("\nProfiled op time per step (us, summed over threads): matrix products, other ops")
+        for name in ("sga-forward", "sga-double_backward", "tf1-sga"):
+            t = profiled_op_times(configs[name], args.steps)
+            print(f"{name:28s} {t['matrix products']:9.0f} {t['other ops']:9.0f}")
     default = med["sga-forward"]
     print(f"\ndefault (sga-forward, no XLA on CPU): {default / med['plain-rmsprop']:.2f}x a plain "
           f"step (target <= 4.5), {default / med['tf1-sga']:.2f}x the TF1 code (target <= 1.0)")

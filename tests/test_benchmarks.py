@@ -16,7 +16,7 @@ def _load():
 
 
 def test_step_time_benchmark_smoke_run_and_matmul_counts(capsys):
-    _load().main(["--small", "--reps", "1", "--steps", "1", "--matmuls", "--inner"])
+    _load().main(["--small", "--reps", "1", "--steps", "1", "--matmuls", "--inner", "--profile"])
     out = capsys.readouterr().out
     timing, rest = out.split("Matrix products in one train step")
     counts, parts_text = rest.split("MatMul ops of the products alone")
@@ -27,6 +27,11 @@ def test_step_time_benchmark_smoke_run_and_matmul_counts(capsys):
     assert list(rows) == names
     assert all(math.isfinite(float(v)) and float(v) > 0 for r in rows.values() for v in r)
     assert "default (sga-forward, no XLA on CPU)" in parts_text
+    parts_text, profile_text = parts_text.split("Profiled op time per step")
+    profiled = re.findall(r"^(sga-forward|sga-double_backward|tf1-sga) +(\d+) +(\d+)$",
+                          profile_text, re.M)
+    assert [p[0] for p in profiled] == ["sga-forward", "sga-double_backward", "tf1-sga"]
+    assert all(int(p[1]) > 0 and int(p[2]) > 0 for p in profiled)
     table = [line.split() for line in counts.splitlines()[1:] if re.match(r"\S+\s+\d+\s+\d+$", line)]
     executed = {row[0]: int(row[1]) for row in table}
     matmuls = {row[0]: int(row[2]) for row in table}
