@@ -29,5 +29,5 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 bench: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/step_time.py --matmuls --inner
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/step_time.py --matmuls --inner --profile
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/first_order.py
