@@ -18,8 +18,8 @@ products in one train step, counted two ways: those the step executes (the graph
 runs after its own Grappler pass and oneDNN rewrite: the partition graphs of the TF1 session's
 run, those of the ``tf.function`` the eager context instantiates), and those left when Grappler's
 default optimisations (common-subexpression elimination included) are run by hand on the whole
-step's graph. The work each way of computing the products does, independent of the machine's
-noise. It then splits the products' work: xi alone, each product alone, both, and
+step's graph. This is the work each way of computing the products does, independent of the
+machine's noise. It then splits the products' work: xi alone, each product alone, both, and
 how many of H xi's ops CSE shares with H^T xi in each mode.
 
 With ``--inner`` it also times, interleaved with the rest, the inner optimizer's update alone
