@@ -121,16 +121,17 @@ def _zeros_for_none(grads: Sequence[tf.Tensor | None], sources) -> list[tf.Tenso
     ]
 
 
+def _float32_or_wider(x) -> tf.Tensor:
+    """``x`` as a tensor, half-precision types cast to float32 (so that sums accumulate there)."""
+    x = tf.convert_to_tensor(x)
+    return tf.cast(x, tf.float32) if x.dtype in (tf.float16, tf.bfloat16) else x
+
+
 def dot(xs: Sequence[tf.Tensor], ys: Sequence[tf.Tensor]) -> tf.Tensor:
     """<x, y> = sum_k sum(x_k * y_k) over two aligned lists of tensors, in float32 or wider."""
-    terms = []
-    for x, y in zip(xs, ys):
-        x = tf.convert_to_tensor(x)
-        y = tf.convert_to_tensor(y)
-        if x.dtype in (tf.float16, tf.bfloat16):
-            x, y = tf.cast(x, tf.float32), tf.cast(y, tf.float32)
-        terms.append(tf.reduce_sum(x * y))
-    return tf.add_n(terms)
+    return tf.add_n([
+        tf.reduce_sum(_float32_or_wider(x) * _float32_or_wider(y)) for x, y in zip(xs, ys)
+    ])
 
 
 def norm(xs: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -139,13 +140,7 @@ def norm(xs: Sequence[tf.Tensor]) -> tf.Tensor:
     One fused ``L2Loss`` op per tensor (l2_loss(x) = sum(x^2) / 2) rather than a square and a
     sum: the tensor is read once and no temporary of its size is written.
     """
-    terms = []
-    for x in xs:
-        x = tf.convert_to_tensor(x)
-        if x.dtype in (tf.float16, tf.bfloat16):
-            x = tf.cast(x, tf.float32)
-        terms.append(tf.nn.l2_loss(x))
-    return tf.sqrt(2.0 * tf.add_n(terms))
+    return tf.sqrt(2.0 * tf.add_n([tf.nn.l2_loss(_float32_or_wider(x)) for x in xs]))
 
 
 def _player_gradients(
