@@ -116,14 +116,9 @@ def optimized_nodes(graph: tf.Graph, fetches: list[str]) -> list:
 
 
 def matmuls(nodes: list) -> int:
-    """The number of MatMul ops among ``nodes``."""
-    return sum(n.op == "MatMul" for n in nodes)
-
-
-def executed_matmuls(partition_graphs) -> int:
-    """Matrix products among the nodes of the graphs TensorFlow executed (``MatMul`` and its
-    oneDNN rewrites, ``_MklMatMul`` and the bias/activation-fused ``_MklNativeFusedMatMul``)."""
-    return sum("MatMul" in n.op for g in partition_graphs for n in g.node)
+    """Matrix products among ``nodes``: ``MatMul`` and, in the graphs TensorFlow executes, its
+    oneDNN rewrites ``_MklMatMul`` and the bias/activation-fused ``_MklNativeFusedMatMul``."""
+    return sum("MatMul" in n.op for n in nodes)
 
 
 def function_partition_graphs(run_once) -> list:
@@ -204,8 +199,8 @@ def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
 
     def executed() -> int:  # a fresh tf.function of the same step, instantiated and run once
         step = tf.function(model.train_step, jit_compile=jit)
-        return executed_matmuls(function_partition_graphs(
-            lambda: step(tuple(tf.constant(b) for b in batch))))
+        graphs = function_partition_graphs(lambda: step(tuple(tf.constant(b) for b in batch)))
+        return matmuls([n for g in graphs for n in g.node])
 
     run.matmuls = lambda: matmuls(traced_nodes(model.train_step, batch))  # after a step
     run.executed_matmuls = executed
@@ -292,7 +287,7 @@ def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
         metadata = tf.compat.v1.RunMetadata()
         g.session.run(g.train_op, feed, run_metadata=metadata,
                       options=tf.compat.v1.RunOptions(output_partition_graphs=True))
-        return executed_matmuls(metadata.partition_graphs)
+        return matmuls([n for g in metadata.partition_graphs for n in g.node])
 
     run.matmuls = lambda: matmuls(optimized_nodes(g.graph, [g.train_op.name]))
     run.executed_matmuls = executed
