@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test,docs,examples]"
+	$(BIN)/pip install -q -e ".[lab,test,docs,examples]"
 	touch $(STAMP)
 
 .PHONY: install run test test-slow docs bench

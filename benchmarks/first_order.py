@@ -1,7 +1,7 @@
 """Step time of the first-order game optimizers against their plain counterparts.
 
 Measured side by side in one run, on the 4x4-grid architecture (G and D: 6 hidden ReLU layers
-of 384 units, z 64, batch 256, real samples drawn by :func:`tfgames.datasets.grid_batch` inside
+of 384 units, z 64, batch 256, real samples drawn by :func:`tfgames.lab.samplers.grid_batch` inside
 the step), from identical initial weights, through ``GameModel``'s compiled train step:
 
 - ``adam``: simultaneous Adam (a stock Keras optimizer), the plain step;
@@ -38,6 +38,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfgames  # noqa: E402
+import tfgames.lab.samplers
 
 
 def mlp(in_dim: int, depth: int, width: int, out_dim: int, name: str) -> keras.Sequential:
@@ -60,7 +61,7 @@ class GridGAN(tfgames.GameModel):
         return {"discriminator": self.discriminator, "generator": self.generator}
 
     def compute_losses(self, data, training=False):
-        x_real = tfgames.datasets.grid_batch(self.batch_size, self.seed_generator)
+        x_real = tfgames.lab.samplers.grid_batch(self.batch_size, self.seed_generator)
         z = keras.random.normal((self.batch_size, self.z_dim), seed=self.seed_generator)
         real = self.discriminator(x_real)
         fake = self.discriminator(self.generator(z))

@@ -2,7 +2,7 @@
 
 From the initial weights of ``tfgames run mog --seed 0`` and identical batches (fed to both),
 trains the seed's ``SymplecticOptimizer`` in ``tf.compat.v1`` graph mode
-(:mod:`tfgames.testing.tf1_seed`) and the ``sga`` optimizer of ``tfgames run mog``
+(:mod:`tfgames.lab.tf1_seed`) and the ``sga`` optimizer of ``tfgames run mog``
 (``tfgames.SGA`` over ``compat.v1.RMSPropOptimizer``, normalizer "tensors", forward-mode H xi)
 under ``GameModel``, and prints the largest parameter difference (relative to the largest
 parameter) after each number of steps. The unit tests check 20 steps on a small GAN
@@ -25,17 +25,17 @@ import tensorflow as tf  # noqa: E402
 
 from seed_tf1_mog import initial_weights  # noqa: E402
 from step_time import SeedGAN  # noqa: E402
-from tfgames import datasets  # noqa: E402
-from tfgames.experiments.registry import make_optimizer  # noqa: E402
-from tfgames.experiments.runner import GanConfig  # noqa: E402
-from tfgames.testing import tf1_seed  # noqa: E402
+from tfgames.lab import samplers  # noqa: E402
+from tfgames.lab.experiments.registry import make_optimizer  # noqa: E402
+from tfgames.lab.experiments.runner import GanConfig  # noqa: E402
+from tfgames.lab import tf1_seed  # noqa: E402
 
 
 def relative_difference(steps: int, hvp_mode: str = "forward", seed: int = 0) -> float:
     config = GanConfig()
     weights = initial_weights(seed, config)
     rng = np.random.default_rng(5)
-    tiled = np.tile(datasets.GRID_CENTRES, (config.batch_size // 16 + 1, 1))[:config.batch_size]
+    tiled = np.tile(samplers.GRID_CENTRES, (config.batch_size // 16 + 1, 1))[:config.batch_size]
     x = (tiled + config.std * rng.standard_normal((steps,) + tiled.shape)).astype("float32")
     z = rng.standard_normal((steps, config.batch_size, config.z_dim)).astype("float32")
 

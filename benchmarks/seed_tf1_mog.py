@@ -1,7 +1,7 @@
 """The seed's own TF1 code on the paper-size 4x4-grid GAN: a reference for the `mog` results.
 
 Runs seed 000's ``SymplecticOptimizer`` (or TF1 RMSProp) through ``tf.compat.v1`` graph mode
-(:mod:`tfgames.testing.tf1_seed`, ``kfac.utils.fwd_gradients`` replaced by its double-backward
+(:mod:`tfgames.lab.tf1_seed`, ``kfac.utils.fwd_gradients`` replaced by its double-backward
 definition) on the seed's Experiment 4 GAN (6x384 ReLU MLPs, z 64, batch 256, lr 1e-4), from
 the initial weights ``tfgames run mog --seed S`` starts from, with fresh NumPy data and noise
 every step. Prints the training-batch losses (as the seed's loop did) and, at every
@@ -22,9 +22,9 @@ import time
 import keras
 import numpy as np
 
-from tfgames import datasets, metrics
-from tfgames.experiments.runner import GanConfig, MLPGAN
-from tfgames.testing import tf1_seed
+from tfgames.lab import metrics, samplers
+from tfgames.lab.experiments.runner import GanConfig, MLPGAN
+from tfgames.lab import tf1_seed
 
 
 def initial_weights(seed: int, config: GanConfig) -> dict[str, list[np.ndarray]]:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
         initial_weights(args.seed, config), args.mode, config.learning_rate, config.depth,
         config.width, batch_size=config.batch_size)
     rng = np.random.default_rng(1000 + args.seed)
-    tiled = np.tile(datasets.GRID_CENTRES, (config.batch_size // 16 + 1, 1))[:config.batch_size]
+    tiled = np.tile(samplers.GRID_CENTRES, (config.batch_size // 16 + 1, 1))[:config.batch_size]
 
     def real() -> np.ndarray:
         return (tiled + config.std * rng.standard_normal(tiled.shape)).astype(np.float32)
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
                                    for x, z in eval_batches])
                 fake = np.concatenate([graph.session.run(graph.x_fake, graph.feed_dict(x, z))
                                        for x, z in eval_batches])
-                stats = metrics.mode_statistics(fake, datasets.GRID_CENTRES, config.std)
+                stats = metrics.mode_statistics(fake, samplers.GRID_CENTRES, config.std)
                 shot = {"step": step, "L_D": float(losses[:, 0].mean()),
                         "L_G": float(losses[:, 1].mean()),
                         "distance": float(metrics.loss_equilibrium_distance(

@@ -1,47 +1,62 @@
-"""Step time of SGA against a plain step and against the seed's TF1 SymplecticOptimizer.
+"""Step time of tfgames on the path users run, against the seed's TF1 code and hand-written steps.
 
-Measured side by side in one run, on the seed's 4x4-grid architecture (G and D: 6 hidden ReLU
-layers of 384 units, z 64, batch 256), from identical initial weights:
+Every row trains the seed's 4x4-grid GAN (G and D: ``depth`` hidden ReLU layers of ``width``
+units, z 64, x 2; sigmoid cross-entropy losses) from identical initial weights, with the
+learning rate 1e-4, one step per call. The rows, measured side by side in one process:
 
-- ``plain``: simultaneous RMSProp (a stock Keras optimizer in ``GameModel``);
-- ``sga-forward`` / ``sga-double_backward``: ``tfgames.SGA`` with H xi in forward mode or by
-  the double-backward trick, each with and without XLA;
-- ``tf1-sga`` / ``tf1-rms``: the seed's code in ``tf.compat.v1`` graph mode in the same
-  TensorFlow (``kfac.utils.fwd_gradients`` replaced by its double-backward definition).
+- ``tfgames-plain``: a :class:`tfgames.GameModel` compiled with ``keras.optimizers.RMSprop``
+  (simultaneous RMSProp), stepped by the model's own compiled ``train_function`` (the step
+  ``fit`` runs, data from a ``tf.data`` iterator). The noise z is drawn **inside**
+  ``compute_losses`` from ``self.seed_generator``, as the README's GAN does;
+- ``tfgames-sga`` (the default ``tfgames.SGA``), ``tfgames-sga-forward`` and
+  ``tfgames-sga-double_backward`` (``hvp_mode=...``): the same model compiled with
+  ``tfgames.SGA(keras.optimizers.RMSprop(1e-4))``; the explicit row equal to what the default
+  resolves to is left out;
+- ``hand-plain``, ``hand-sga-forward``, ``hand-sga-double_backward``: the fastest
+  ``tf.function`` steps written without tfgames on the same Keras players and the same Keras
+  ``RMSprop``, the noise drawn in the step from a ``keras.random.SeedGenerator``; SGA with
+  H xi by forward-over-reverse (a ``ForwardAccumulator`` over the pass that computes xi, whose
+  primal part is then the same graph: the noise is one tensor) or by the double-backward
+  trick; no diagnostics;
+- ``tf1-rms``: the seed's TF1 RMSProp step (``tf.compat.v1`` graph mode, fused
+  ``ApplyRMSProp``);
+- ``tf1-sga-seed``: the seed's TF1 ``SymplecticOptimizer`` as written: kfac's
+  ``fwd_gradients`` passes ``colocate_gradients_with_ops=True`` while the seed's other
+  ``tf.gradients`` calls use TF1's default ``False``;
+- ``tf1-sga-best``: the same code with every ``tf.gradients`` call colocated alike (``False``):
+  Grappler's common-subexpression elimination then merges the products that the double-backward
+  H xi has in common with H^T xi, which it does not do across differing colocation attributes.
 
-Each configuration runs ``--steps`` steps per repetition; repetitions are interleaved across
-configurations so that machine noise hits all of them alike, and the medians are reported with
-the ratios. Absolute times depend on the machine; the ratios are the result.
+The TF1 rows feed z and x through placeholders (drawing them in the graph makes no measurable
+difference). For each architecture the configurations are built, warmed up (tracing is not step
+time), then run ``--reps`` interleaved repetitions of ``--steps`` steps; the medians and their
+ratios are printed with each row's **executed** matrix products per step: the ``MatMul`` ops
+(and their oneDNN rewrites) in the graphs TensorFlow runs, read from the TF1 session's partition
+graphs and, for ``tf.function`` steps, from the partition graphs the eager context collects on
+the step's first call. Absolute times depend on the machine; the ratios are the result.
 
-With ``--matmuls`` it also prints, for each configuration without XLA, the number of matrix
-products in one train step, counted two ways: those the step executes (the graphs TensorFlow
-runs after its own Grappler pass and oneDNN rewrite: the partition graphs of the TF1 session's
-run, those of the ``tf.function`` the eager context instantiates), and those left when Grappler's
-default optimisations (common-subexpression elimination included) are run by hand on the whole
-step's graph. This is the work each way of computing the products does, independent of the
-machine's noise. It then splits the products' work: xi alone, each product alone, both, and
-how many of H xi's ops CSE shares with H^T xi in each mode.
+With ``--memory`` it also measures, for ``tfgames-plain``, ``-sga-forward`` and
+``-sga-double_backward`` at each architecture, the peak resident memory of a training step:
+each configuration runs in a fresh subprocess (with ``MALLOC_MMAP_THRESHOLD_`` fixed, so that
+freed tensors go back to the system), warms up, resets the kernel's high-water mark
+(``/proc/self/clear_refs``), runs steps and reads ``VmHWM``: the step's transient memory is
+the high-water mark minus the resident size before the steps (weights, optimizer state, the
+TensorFlow runtime). ``tf.config.experimental.get_memory_info`` has no statistics for the CPU.
 
-With ``--inner`` it also times, interleaved with the rest, the inner optimizer's update alone
-on the GAN's variables: Keras 3's ``RMSprop`` (what ``tfgames.SGA`` wraps in both the Keras rows)
-against TF1's fused ``ApplyRMSProp`` kernel (what the seed's code runs), and prints their
-difference as a share of a TF1 SGA step: the part of the comparison that is the inner
-optimizer's implementation, not the game machinery.
-
-With ``--profile`` it also runs the non-XLA SGA steps and the TF1 code under TensorFlow's
-profiler and prints, per step, the time spent in matrix products and in everything else (op
-times summed over both cores; the profiler slows ops down, so compare the columns, not the
-times with the table's).
-
-Usage: ``python benchmarks/step_time.py [--reps 5] [--steps 10] [--small] [--matmuls] [--inner]
-[--profile]``.
+Usage: ``python benchmarks/step_time.py [--widths 128,384,1024] [--batches 64,256,1024]
+[--reps 5] [--steps 3] [--memory] [--small] [--jit]``. The widths run at batch 256; the
+batches run at width 384. ``--small`` is a smoke run on tiny nets.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,7 +67,39 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.python.eager import context  # noqa: E402
 
 import tfgames  # noqa: E402
-from tfgames.testing import tf1_seed  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")  # retracing warnings: every row is its own function
+
+try:  # the lab split (issue 15) moves the TF1 reference
+    from tfgames.lab import tf1_seed  # noqa: E402
+except ImportError:  # pragma: no cover
+    from tfgames.testing import tf1_seed  # noqa: E402
+
+Z_DIM, X_DIM, LR = 64, 2, 1e-4
+GRID = np.array([(i, j) for i in (-1.5, -0.5, 0.5, 1.5) for j in (-1.5, -0.5, 0.5, 1.5)])
+
+
+# -- the model and data ------------------------------------------------------------------------
+def init_weights(depth: int, width: int, z_dim: int = Z_DIM, x_dim: int = X_DIM,
+                 seed: int = 0) -> dict:
+    """LeCun-normal kernels and zero biases, as NumPy arrays, for both players."""
+    rng = np.random.default_rng(seed)
+
+    def net(sizes):
+        out = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            out += [(rng.standard_normal((a, b)) * np.sqrt(1.0 / a)).astype("float32"),
+                    np.zeros(b, "float32")]
+        return out
+
+    return {"discriminator": net([x_dim] + [width] * depth + [1]),
+            "generator": net([z_dim] + [width] * depth + [x_dim])}
+
+
+def real_batch(batch_size: int) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    x = GRID[np.arange(batch_size) % 16] + 0.02 * rng.standard_normal((batch_size, X_DIM))
+    return x.astype("float32")
 
 
 def mlp(weights: list[np.ndarray], name: str) -> keras.Sequential:
@@ -67,308 +114,381 @@ def mlp(weights: list[np.ndarray], name: str) -> keras.Sequential:
     return model
 
 
-class SeedGAN(tfgames.GameModel):
-    """The seed's GAN: sigmoid cross-entropy losses; data = (x_real, z)."""
+def gan_losses(discriminator, generator, x_real, z) -> dict:
+    """The seed's sigmoid cross-entropy losses."""
+    real = discriminator(x_real)
+    fake = discriminator(generator(z))
+    bce = tf.nn.sigmoid_cross_entropy_with_logits
+    d = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
+        bce(tf.zeros_like(fake), fake))
+    return {"discriminator": d, "generator": tf.reduce_mean(bce(tf.ones_like(fake), fake))}
 
-    def __init__(self, weights: dict, **kwargs):
+
+class NoiseGAN(tfgames.GameModel):
+    """The README's GAN: the data are real samples; the noise is drawn inside
+    ``compute_losses`` from the model's seed generator."""
+
+    def __init__(self, weights: dict, z_dim: int = Z_DIM, **kwargs):
         super().__init__(**kwargs)
+        self.z_dim = z_dim
         self.discriminator = mlp(weights["discriminator"], "discriminator")
         self.generator = mlp(weights["generator"], "generator")
+        self.noise_draws = 0  # traces of compute_losses that drew noise (the test checks it)
 
     def players(self):
         return {"discriminator": self.discriminator, "generator": self.generator}
 
-    def compute_losses(self, data, training=False):
-        x_real, z = data
-        real = self.discriminator(x_real)
-        fake = self.discriminator(self.generator(z))
-        bce = tf.nn.sigmoid_cross_entropy_with_logits
-        d = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
-            bce(tf.zeros_like(fake), fake))
-        return {"discriminator": d, "generator": tf.reduce_mean(bce(tf.ones_like(fake), fake))}
+    def compute_losses(self, x_real, training=False):
+        z = keras.random.normal((keras.ops.shape(x_real)[0], self.z_dim), seed=self.seed_generator)
+        self.noise_draws += 1
+        return gan_losses(self.discriminator, self.generator, x_real, z)
 
 
-def init_weights(depth: int, width: int, z_dim: int, x_dim: int, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-
-    def net(sizes):
-        out = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            out += [(rng.standard_normal((a, b)) * np.sqrt(1.0 / a)).astype("float32"),
-                    np.zeros(b, "float32")]
-        return out
-
-    return {"discriminator": net([x_dim] + [width] * depth + [1]),
-            "generator": net([z_dim] + [width] * depth + [x_dim])}
-
-
-def optimized_nodes(graph: tf.Graph, fetches: list[str]) -> list:
-    """The NodeDefs of ``graph`` after Grappler's default optimisations (those of function
-    bodies still in its library included), ``fetches`` and what they depend on kept."""
-    from tensorflow.core.protobuf import config_pb2
-    from tensorflow.python.grappler import tf_optimizer
-
-    meta = tf.compat.v1.train.export_meta_graph(graph_def=graph.as_graph_def(), graph=graph,
-                                                collection_list=[])
-    meta.collection_def["train_op"].node_list.value.extend(fetches)
-    out = tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta)
-    return list(out.node) + [n for f in out.library.function for n in f.node_def]
-
-
-def matmuls(nodes: list) -> int:
+# -- executed matrix products ------------------------------------------------------------------
+def matmuls(nodes) -> int:
     """Matrix products among ``nodes``: ``MatMul`` and, in the graphs TensorFlow executes, its
     oneDNN rewrites ``_MklMatMul`` and the bias/activation-fused ``_MklNativeFusedMatMul``."""
     return sum("MatMul" in n.op for n in nodes)
 
 
-def function_partition_graphs(run_once) -> list:
-    """The partition graphs of the functions that ``run_once()`` instantiates (what the eager
-    context executes for a ``tf.function`` it calls for the first time)."""
+@contextlib.contextmanager
+def collected_graphs(out: list):
+    """Collect the partition graphs of the functions the eager context instantiates inside."""
     ctx = context.context()
     ctx.enable_graph_collection()
     try:
-        run_once()
+        yield
         metadata = ctx.export_run_metadata()
+        out.extend(g for f in metadata.function_graphs for g in f.partition_graphs)
     finally:
         ctx.disable_graph_collection()
-    return [g for f in metadata.function_graphs for g in f.partition_graphs]
 
 
-def traced_nodes(fn, batch) -> list:
-    """The optimised nodes (:func:`optimized_nodes`) of ``fn(batch)`` traced by ``tf.function``
-    with the batch as inputs, its outputs and stateful operations kept."""
-    graph = tf.function(fn).get_concrete_function(tuple(tf.constant(b) for b in batch)).graph
-    return optimized_nodes(graph, [t.name for t in graph.outputs]
-                           + [op.name for op in graph.control_outputs])
+def executed_matmuls(graphs: list) -> int:
+    """Products executed per call, summed over the partition graphs that the first call
+    instantiated (``fit``'s loop function inlines its step function, so each product is
+    counted once: the Keras rows give the counts of their step traced alone)."""
+    return matmuls(n for g in graphs for n in g.node)
 
 
-def zero_operand_matmuls(nodes: list) -> int:
-    """MatMul ops one of whose operands is an all-zero constant (through Identity ops)."""
-    by_name = {n.name: n for n in nodes}
-
-    def is_zero(name: str) -> bool:
-        node = by_name.get(name.lstrip("^").split(":")[0])
-        while node is not None and node.op == "Identity":
-            node = by_name.get(node.input[0].lstrip("^").split(":")[0])
-        if node is None or node.op != "Const":
-            return False
-        return not tf.make_ndarray(node.attr["value"].tensor).any()
-
-    return sum(n.op == "MatMul" and any(is_zero(i) for i in n.input[:2]) for n in nodes)
-
-
-def product_matmuls(weights: dict, batch) -> dict[str, int]:
-    """MatMul ops of :func:`tfgames.products.game_products` alone on the seed GAN's game, for
-    xi alone and with each product: which part of SGA's extra work each product costs, and how
-    much of H xi's work Grappler's CSE shares with H^T xi (v = xi in both)."""
-    model = SeedGAN(weights)
-    players = {name: m.trainable_variables for name, m in model.players().items()}
-
-    def nodes(**options) -> list:
-        def products(data):
-            p = tfgames.products.game_products(
-                lambda: model.compute_losses(data), players, **options)
-            return (p.hv or []) + (p.htv or []) + p.xi
-
-        return traced_nodes(products, batch)
-
-    all_forward, all_double_backward = nodes(), nodes(mode="double_backward")
-    return {
-        "xi": matmuls(nodes(hv=False, htv=False)),
-        "xi, H^T xi": matmuls(nodes(hv=False)),
-        "xi, H xi forward": matmuls(nodes(htv=False)),
-        "xi, H xi double_backward": matmuls(nodes(htv=False, mode="double_backward")),
-        "all, forward": matmuls(all_forward),
-        "all, double_backward": matmuls(all_double_backward),
-        "zero operand, all, forward": zero_operand_matmuls(all_forward),
-        "zero operand, all, db": zero_operand_matmuls(all_double_backward),
-    }
-
-
-def keras_runner(weights, optimizer, jit: bool, batch: np.ndarray):
-    model = SeedGAN(weights)
+# -- runners: run(steps) runs that many steps and waits for them ----------------------------------
+def keras_runner(weights: dict, optimizer, x: np.ndarray, jit: bool = False):
+    """``GameModel``'s own compiled train step (what ``fit`` runs) on a ``tf.data`` iterator."""
+    model = NoiseGAN(weights, seed=0)
     model.compile(optimizer=optimizer, jit_compile=jit)
-    data = tf.data.Dataset.from_tensors(batch).repeat()
-    iterator = iter(data)
+    iterator = iter(tf.data.Dataset.from_tensors(x).repeat())
     model.make_train_function()
+    graphs: list = []
 
     def run(steps: int) -> None:
         for _ in range(steps):
             logs = model.train_function(iterator)
         tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, logs)
 
-    def executed() -> int:  # a fresh tf.function of the same step, instantiated and run once
-        step = tf.function(model.train_step, jit_compile=jit)
-        graphs = function_partition_graphs(lambda: step(tuple(tf.constant(b) for b in batch)))
-        return matmuls([n for g in graphs for n in g.node])
-
-    run.matmuls = lambda: matmuls(traced_nodes(model.train_step, batch))  # after a step
-    run.executed_matmuls = executed
+    with collected_graphs(graphs):
+        run(1)
+    run.products = executed_matmuls(graphs)
+    run.model = model
     return run
 
 
-def inner_update_runners(weights: dict) -> dict:
-    """The inner optimizer's update alone on the GAN's variables, from identical gradients:
-    Keras 3's ``RMSprop.apply`` (what ``tfgames.SGA`` wraps) and TF1's fused
-    ``ResourceApplyRMSProp`` kernel (what the seed's ``tf.train.RMSPropOptimizer`` runs)."""
-    rng = np.random.default_rng(2)
-    arrays = weights["discriminator"] + weights["generator"]
-    grads = [tf.constant(rng.standard_normal(a.shape).astype("float32")) for a in arrays]
-    keras_vars = [keras.Variable(a) for a in arrays]
-    optimizer = keras.optimizers.RMSprop(1e-4)
+def dense_stack(values: list, h: tf.Tensor) -> tf.Tensor:
+    """The ReLU MLP as a function of its kernels and biases (tensors read once)."""
+    n = len(values) // 2
+    for i in range(n):
+        h = tf.matmul(h, values[2 * i]) + values[2 * i + 1]
+        if i < n - 1:
+            h = tf.nn.relu(h)
+    return h
+
+
+def hand_runner(weights: dict, kind: str, x: np.ndarray, jit: bool = False):
+    """The fastest step written without tfgames: ``kind`` is ``plain`` (simultaneous RMSProp),
+    ``forward`` or ``double_backward`` (SGA, lambda 1, alignment, epsilon 0.1, d = number of
+    scalars, as ``tfgames.SGA``'s defaults), on the same variables and the same Keras
+    ``RMSprop``. The variables are read once per step and the losses written as functions of
+    those tensors, so that in forward mode the second pass's primal part is the same graph as
+    the first's (one noise tensor, one read of each variable) and Grappler computes it once."""
+    discriminator = mlp(weights["discriminator"], "discriminator")
+    generator = mlp(weights["generator"], "generator")
+    keras_vars = discriminator.trainable_variables + generator.trainable_variables
+    n_d = len(discriminator.trainable_variables)
+    optimizer = keras.optimizers.RMSprop(LR)
     optimizer.build(keras_vars)
-    tf_vars = [tf.Variable(a) for a in arrays]
-    ms = [tf.Variable(tf.ones_like(a)) for a in arrays]  # TF1's RMSProp starts ms at one
-    mom = [tf.Variable(tf.zeros_like(a)) for a in arrays]
+    seed = keras.random.SeedGenerator(0)
+    size = float(sum(int(np.prod(v.shape)) for v in keras_vars))
+    x = tf.constant(x)
 
-    @tf.function
-    def keras_update():
-        optimizer.apply(grads, keras_vars)
+    def losses_at(values, z):
+        d, g = values[:n_d], values[n_d:]
+        real, fake = dense_stack(d, x), dense_stack(d, dense_stack(g, z))
+        bce = tf.nn.sigmoid_cross_entropy_with_logits
+        return (tf.reduce_mean(bce(tf.ones_like(real), real))
+                + tf.reduce_mean(bce(tf.zeros_like(fake), fake)),
+                tf.reduce_mean(bce(tf.ones_like(fake), fake)))
 
-    @tf.function
-    def fused_update():
-        for v, m, p, g in zip(tf_vars, ms, mom, grads):
-            tf.raw_ops.ResourceApplyRMSProp(var=v.handle, ms=m.handle, mom=p.handle, lr=1e-4,
-                                            rho=0.9, momentum=0.0, epsilon=1e-10, grad=g)
+    def xi_at(values, z, *tapes):
+        with contextlib.ExitStack() as stack:
+            tape = stack.enter_context(tf.GradientTape(persistent=True))
+            for t in (tape,) + tapes:
+                t.watch(values)
+            d_loss, g_loss = losses_at(values, z)
+        xi = tape.gradient(d_loss, values[:n_d]) + tape.gradient(g_loss, values[n_d:])
+        return d_loss, xi
 
-    def runner(update):
-        def run(steps: int) -> None:
-            for _ in range(steps):
-                update()
-            keras_vars[0].numpy(), tf_vars[0].numpy()  # wait for the updates
-        return run
+    def sga(xi, hv, htv):
+        at = [h - v for h, v in zip(htv, hv)]  # 2 A^T xi
+        dot = lambda a, b: tf.add_n([tf.reduce_sum(p * q) for p, q in zip(a, b)])  # noqa: E731
+        lam = tf.sign(dot(xi, htv) * dot(at, htv) / (2.0 * size) + 0.1)
+        return [g + 0.5 * lam * a for g, a in zip(xi, at)]
 
-    return {"update-keras-rmsprop": runner(keras_update),
-            "update-tf1-fused-rmsprop": runner(fused_update)}
+    def step():
+        z = keras.random.normal((x.shape[0], Z_DIM), seed=seed)
+        values = [tf.convert_to_tensor(v.value) for v in keras_vars]
+        if kind == "plain":
+            d_loss, direction = xi_at(values, z)
+        elif kind == "forward":
+            with tf.GradientTape(persistent=True) as outer:
+                outer.watch(values)
+                d_loss, xi = xi_at(values, z)
+            v = [tf.stop_gradient(g) for g in xi]
+            htv = outer.gradient(xi, values, output_gradients=v)
+            with tf.autodiff.ForwardAccumulator(values, v) as acc:
+                _, xi2 = xi_at(values, z)
+            hv = [acc.jvp(g, unconnected_gradients="zero") for g in xi2]
+            direction = sga(v, hv, htv)
+        else:
+            us = [tf.zeros_like(u) for u in values]
+            with tf.GradientTape() as dummy_tape:
+                dummy_tape.watch(us)
+                with tf.GradientTape(persistent=True) as outer:
+                    outer.watch(values)
+                    d_loss, xi = xi_at(values, z)
+                g_of_u = outer.gradient(xi, values, output_gradients=us)
+            v = [tf.stop_gradient(g) for g in xi]
+            htv = outer.gradient(xi, values, output_gradients=v)
+            hv = dummy_tape.gradient(g_of_u, us, output_gradients=v)
+            direction = sga(v, hv, htv)
+        with tf.control_dependencies(direction):
+            optimizer.apply(direction, keras_vars)
+        return d_loss
+
+    step = tf.function(step, jit_compile=jit)
+    graphs: list = []
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            out = step()
+        out.numpy()
+
+    with collected_graphs(graphs):
+        run(1)
+    run.products = executed_matmuls(graphs)
+    run.seed = seed
+    return run
 
 
-def profiled_op_times(run, steps: int) -> dict[str, float]:
-    """Per step, the op time (microseconds, summed over threads) that ``run(steps)`` spends in
-    matrix products and in all other TensorFlow ops, from the profiler's trace."""
-    import glob
-    import tempfile
+class _Colocated:
+    """``tf.compat.v1`` with every ``tf.gradients`` call given one ``colocate_gradients_with_ops``."""
 
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    def __init__(self, module, value: bool):
+        self._module, self._value = module, value
 
-    with tempfile.TemporaryDirectory() as logdir:
-        tf.profiler.experimental.start(logdir)
-        try:
-            run(steps)
-        finally:
-            tf.profiler.experimental.stop()
-        (path,) = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
-        space = xplane_pb2.XSpace()
-        with open(path, "rb") as f:
-            space.ParseFromString(f.read())
-    times = {"matrix products": 0.0, "other ops": 0.0}
-    for plane in space.planes:
-        for line in plane.lines:
-            if not line.name.startswith("tf_Compute"):
-                continue  # the executor's threads run the ops; not Python, not tf.data's
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name  # "node name:OpType"
-                if "::" in name or ":" not in name:
-                    continue  # runtime regions around the ops (ExecutorState::Process, ...)
-                key = "matrix products" if "MatMul" in name.rsplit(":", 1)[1] else "other ops"
-                times[key] += event.duration_ps / 1e6 / steps
-    return times
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def gradients(self, *args, **kwargs):
+        return self._module.gradients(*args, **{**kwargs, "colocate_gradients_with_ops": self._value})
 
 
-def tf1_runner(weights, mode: str, lr: float, depth: int, width: int, batch):
-    g = tf1_seed.build_seed_gan_graph(weights, mode, lr, depth=depth, width=width,
-                                      batch_size=batch[0].shape[0])
-    feed = g.feed_dict(*batch)
+def tf1_runner(weights: dict, mode: str, depth: int, width: int, x: np.ndarray,
+               colocate_alike: bool = False):
+    """The seed's TF1 step; ``colocate_alike`` builds it with every ``tf.gradients`` call
+    (the seed's own and kfac's ``fwd_gradients``) passing ``colocate_gradients_with_ops=True``,
+    as kfac's do (all ``False`` executes more products than all ``True``)."""
+    original = tf1_seed.tf1
+    if colocate_alike:
+        tf1_seed.tf1 = _Colocated(original, True)
+    try:
+        g = tf1_seed.build_seed_gan_graph(weights, mode, LR, depth=depth, width=width,
+                                          batch_size=x.shape[0])
+    finally:
+        tf1_seed.tf1 = original
+    z = np.random.default_rng(2).standard_normal((x.shape[0], Z_DIM)).astype("float32")
+    feed = g.feed_dict(x, z)
 
     def run(steps: int) -> None:
         for _ in range(steps):
             g.session.run(g.train_op, feed)
 
-    def executed() -> int:
-        metadata = tf.compat.v1.RunMetadata()
-        g.session.run(g.train_op, feed, run_metadata=metadata,
-                      options=tf.compat.v1.RunOptions(output_partition_graphs=True))
-        return matmuls([n for g in metadata.partition_graphs for n in g.node])
-
-    run.matmuls = lambda: matmuls(optimized_nodes(g.graph, [g.train_op.name]))
-    run.executed_matmuls = executed
+    metadata = tf.compat.v1.RunMetadata()
+    g.session.run(g.train_op, feed, run_metadata=metadata,
+                  options=tf.compat.v1.RunOptions(output_partition_graphs=True))
+    run.products = matmuls(n for p in metadata.partition_graphs for n in p.node)
+    run.close = g.session.close
     return run
+
+
+def default_hvp_mode() -> str:
+    """What the default ``tfgames.SGA`` computes H xi with on this machine."""
+    opt = tfgames.SGA(keras.optimizers.RMSprop(LR))
+    resolve = getattr(opt, "resolved_hvp_mode", None)
+    return resolve() if resolve else opt.hvp_mode
+
+
+def runners(kind: str, weights: dict, depth: int, width: int, x: np.ndarray, jit: bool):
+    """One runner by row name."""
+    if kind == "tfgames-plain":
+        return keras_runner(weights, keras.optimizers.RMSprop(LR), x, jit)
+    if kind == "tfgames-sga":
+        return keras_runner(weights, tfgames.SGA(keras.optimizers.RMSprop(LR)), x, jit)
+    if kind.startswith("tfgames-sga-"):
+        mode = kind[len("tfgames-sga-"):]
+        return keras_runner(weights, tfgames.SGA(keras.optimizers.RMSprop(LR), hvp_mode=mode),
+                            x, jit)
+    if kind.startswith("hand-"):
+        return hand_runner(weights, kind.split("-")[-1], x, jit)
+    if kind == "tf1-rms":
+        return tf1_runner(weights, "RMS", depth, width, x)
+    if kind == "tf1-sga-seed":
+        return tf1_runner(weights, "SGA", depth, width, x)
+    if kind == "tf1-sga-best":
+        return tf1_runner(weights, "SGA", depth, width, x, colocate_alike=True)
+    raise ValueError(kind)
+
+
+def row_names(jit: bool = False) -> list[str]:
+    default = default_hvp_mode()
+    rows = ["tfgames-sga"] + [f"tfgames-sga-{m}" for m in ("forward", "double_backward")
+                              if m != default]
+    rows += ["hand-sga-forward", "hand-sga-double_backward"]
+    if not jit:
+        rows += ["tf1-sga-seed", "tf1-sga-best"]
+    rows += ["tfgames-plain", "hand-plain"] + ([] if jit else ["tf1-rms"])
+    return rows
+
+
+def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool = False,
+            rows: list[str] | None = None) -> dict:
+    """``{row: (median seconds per step, executed products per step)}``, interleaved."""
+    weights = init_weights(depth, width)
+    x = real_batch(batch)
+    configs = {name: runners(name, weights, depth, width, x, jit)
+               for name in rows or row_names(jit)}
+    for run in configs.values():
+        run(1)  # warm-up beyond the first (counted) call
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    for _ in range(reps):
+        for name, run in configs.items():
+            start = time.perf_counter()
+            run(steps)
+            times[name].append((time.perf_counter() - start) / steps)
+    out = {k: (statistics.median(v), configs[k].products) for k, v in times.items()}
+    for run in configs.values():
+        getattr(run, "close", lambda: None)()
+    return out
+
+
+def print_table(title: str, result: dict) -> dict:
+    """Print one architecture's rows with their ratios; returns the target ratios."""
+    med = {k: t for k, (t, _) in result.items()}
+    hand_sga = min(med["hand-sga-forward"], med["hand-sga-double_backward"])
+    cols = [("tf1-sga-best", "/tf1-best"), ("tf1-sga-seed", "/tf1-seed"),
+            (None, "/hand-sga"), ("tfgames-plain", "/plain"), ("hand-plain", "/hand-plain"),
+            ("tf1-rms", "/tf1-rms")]
+    cols = [(k, h) for k, h in cols if k is None or k in med]
+    print(f"\n{title}")
+    print(f"{'row':28s} {'ms/step':>9s} {'products':>9s}" + "".join(f" {h:>11s}" for _, h in cols))
+    for name, (t, n) in result.items():
+        ratios = "".join(f" {t / (hand_sga if k is None else med[k]):11.3f}" for k, _ in cols)
+        print(f"{name:28s} {1e3 * t:9.2f} {n:9d}{ratios}")
+    sga = med["tfgames-sga"]
+    targets = {"sga/tf1-best": sga / med["tf1-sga-best"] if "tf1-sga-best" in med else None,
+               "sga/plain": sga / med["tfgames-plain"],
+               "sga/hand-sga": sga / hand_sga,
+               "plain/hand-plain": med["tfgames-plain"] / med["hand-plain"]}
+    text = ", ".join(f"{k} {v:.3f}" for k, v in targets.items() if v is not None)
+    print(f"targets (default tfgames.SGA, hvp_mode resolves to {default_hvp_mode()!r}): {text} "
+          "(<= 1.0, <= 3.6, <= 1.05, <= 1.05)")
+    return targets
+
+
+# -- memory: one configuration per fresh process ----------------------------------------------------
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_worker(kind: str, depth: int, width: int, batch: int, steps: int) -> dict:
+    """In this (fresh) process: resident memory before steps, and the high-water mark of
+    ``steps`` warm steps of one configuration (kB)."""
+    run = runners(kind, init_weights(depth, width), depth, width, real_batch(batch), False)
+    run(2)
+    before = _status_kb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
+    run(steps)
+    peak = _status_kb("VmHWM")
+    return {"rss_before_kb": before, "peak_kb": peak, "step_kb": peak - before}
+
+
+def measure_memory(kind: str, depth: int, width: int, batch: int, steps: int = 2) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-worker",
+           f"{kind},{depth},{width},{batch},{steps}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--widths", default="128,384,1024",
+                        help="comma-separated widths, at batch 256 ('' for none)")
+    parser.add_argument("--batches", default="64,1024",
+                        help="comma-separated batch sizes at width 384 ('' for none)")
+    parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--jit", action="store_true", help="XLA (jit_compile=True) rows only")
+    parser.add_argument("--memory", action="store_true",
+                        help="also the peak resident memory of a step, per configuration")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory table (no step times)")
     parser.add_argument("--small", action="store_true", help="tiny nets (a smoke run)")
-    parser.add_argument("--matmuls", action="store_true",
-                        help="also print the matrix products of each train step")
-    parser.add_argument("--inner", action="store_true",
-                        help="also time the inner RMSProp update alone: Keras vs TF1's kernel")
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile the SGA steps: matrix products vs other ops")
+    parser.add_argument("--memory-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    depth, width, z_dim, batch_size = (2, 32, 8, 64) if args.small else (6, 384, 64, 256)
-    lr = 1e-4
-    weights = init_weights(depth, width, z_dim, 2)
-    rng = np.random.default_rng(1)
-    x = tfgames.datasets.GRID_CENTRES[np.arange(batch_size) % 16] + 0.02 * rng.standard_normal(
-        (batch_size, 2))
-    batch = (x.astype("float32"), rng.standard_normal((batch_size, z_dim)).astype("float32"))
-
-    configs = {}
-    for jit in (False, True):
-        tag = "+xla" if jit else ""
-        configs["plain-rmsprop" + tag] = keras_runner(
-            weights, keras.optimizers.RMSprop(lr), jit, batch)
-        for mode in ("forward", "double_backward"):
-            configs[f"sga-{mode}{tag}"] = keras_runner(
-                weights, tfgames.SGA(keras.optimizers.RMSprop(lr), hvp_mode=mode), jit, batch)
-    configs["tf1-rms"] = tf1_runner(weights, "RMS", lr, depth, width, batch)
-    configs["tf1-sga"] = tf1_runner(weights, "SGA", lr, depth, width, batch)
-    if args.inner:
-        configs.update(inner_update_runners(weights))
-
-    for run in configs.values():  # warm-up: tracing and compilation are not step time
-        run(2)
-    times: dict[str, list[float]] = {k: [] for k in configs}
-    for _ in range(args.reps):
-        for name, run in configs.items():
-            start = time.perf_counter()
-            run(args.steps)
-            times[name].append((time.perf_counter() - start) / args.steps)
-    med = {k: statistics.median(v) for k, v in times.items()}
-
-    print(f"architecture: depth {depth}, width {width}, z {z_dim}, batch {batch_size}; "
-          f"{args.reps} interleaved repetitions of {args.steps} steps; medians")
-    print(f"{'configuration':28s} {'ms/step':>9s} {'/plain':>8s} {'/tf1-sga':>9s}")
-    for name, t in med.items():
-        plain = med["plain-rmsprop+xla" if name.endswith("+xla") else "plain-rmsprop"]
-        print(f"{name:28s} {1e3 * t:9.2f} {t / plain:8.2f} {t / med['tf1-sga']:9.2f}")
-    if args.matmuls:
-        print("\nMatrix products in one train step (no XLA): executed, and left by Grappler "
-              "run by hand on the step's graph")
-        for name, run in configs.items():
-            if hasattr(run, "matmuls") and not name.endswith("+xla"):
-                print(f"{name:28s} {run.executed_matmuls():9d} {run.matmuls():9d}")
-        parts = product_matmuls(weights, batch)
-        print("\nMatMul ops of the products alone (tfgames.products.game_products, v = xi):")
-        for name, n in parts.items():
-            print(f"{name:28s} {n:9d}")
-        for mode in ("forward", "double_backward"):
-            own = parts[f"xi, H xi {mode}"] - parts["xi"]
-            shared = parts["xi, H^T xi"] + own - parts[f"all, {mode}"]
-            print(f"H xi {mode}: {own} ops alone, {shared} of them shared with H^T xi")
-    if args.inner:
-        keras_update, fused = med["update-keras-rmsprop"], med["update-tf1-fused-rmsprop"]
-        print(f"\ninner update alone: Keras RMSprop {keras_update / fused:.2f}x TF1's fused kernel; "
-              f"the difference is {(keras_update - fused) / med['tf1-sga']:.3f} of a TF1 SGA step")
-    if args.profile:
-        print("\nProfiled op time per step (us, summed over threads): matrix products, other ops")
-        for name in ("sga-forward", "sga-double_backward", "tf1-sga"):
-            t = profiled_op_times(configs[name], args.steps)
-            print(f"{name:28s} {t['matrix products']:9.0f} {t['other ops']:9.0f}")
-    default = med["sga-forward"]
-    print(f"\ndefault (sga-forward, no XLA on CPU): {default / med['plain-rmsprop']:.2f}x a plain "
-          f"step (target <= 4.5), {default / med['tf1-sga']:.2f}x the TF1 code (target <= 1.0)")
+    if args.memory_worker:
+        kind, *nums = args.memory_worker.split(",")
+        print(json.dumps(memory_worker(kind, *map(int, nums))))
+        return
+    parse = lambda s: [int(v) for v in s.split(",") if v]  # noqa: E731
+    if args.small:
+        depth, archs = 2, [(16, 32), (32, 32)]
+    else:
+        depth = args.depth
+        archs = [(w, 256) for w in parse(args.widths)]
+        archs += [(384, b) for b in parse(args.batches) if (384, b) not in archs]
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs; "
+          f"default tfgames.SGA hvp_mode resolves to {default_hvp_mode()!r}; "
+          f"XLA {'on' if args.jit else 'off'}; {args.reps} interleaved repetitions of "
+          f"{args.steps} steps, medians")
+    summary = {}
+    for width, batch in [] if args.memory_only else archs:
+        result = measure(depth, width, batch, args.reps, args.steps, args.jit)
+        summary[(width, batch)] = print_table(
+            f"depth {depth}, width {width}, batch {batch}", result)
+    if args.memory or args.memory_only:
+        print("\nPeak resident memory of a warm step (MiB; fresh process per configuration): "
+              "step = high-water mark - resident before the steps")
+        print(f"{'row':28s} {'width':>6s} {'batch':>6s} {'step':>8s} {'peak':>8s} {'before':>8s}")
+        for width, batch in archs:
+            for kind in ("tfgames-plain", "tfgames-sga-forward", "tfgames-sga-double_backward"):
+                m = measure_memory(kind, depth, width, batch)
+                print(f"{kind:28s} {width:6d} {batch:6d} {m['step_kb'] / 1024:8.1f} "
+                      f"{m['peak_kb'] / 1024:8.1f} {m['rss_before_kb'] / 1024:8.1f}", flush=True)
 
 
 if __name__ == "__main__":

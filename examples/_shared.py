@@ -21,7 +21,7 @@ import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tfgames import mnist
+from tfgames.lab import mnist
 
 log = logging.getLogger("tfgames.examples")
 
@@ -220,7 +220,7 @@ _SMOKE_CLASSIFIERS: dict[str, keras.Model] = {}
 def digit_scores(images01: np.ndarray, args: argparse.Namespace, out: Path) -> dict[str, float]:
     """Classes covered, class-histogram KL and classifier score of generated digits in [0, 1].
 
-    Full runs use :func:`tfgames.mnist.mnist_classifier` (trained once, cached on disk). Smoke
+    Full runs use :func:`tfgames.lab.mnist.mnist_classifier` (trained once, cached on disk). Smoke
     runs train a throwaway classifier for one epoch on 500 digits, once per process, only to
     exercise the code.
     """

@@ -19,7 +19,7 @@ averaged loss, with the generator in training mode.
 
 Figures: samples of a fixed noise batch (5 x 5, the seed's ``sample_images``) at several
 iterations, and the losses and the discriminator's accuracy over training. ``metrics.json``:
-classes covered and classifier score of 1,000 samples (:func:`tfgames.mnist.sample_scores`).
+classes covered and classifier score of 1,000 samples (:func:`tfgames.lab.mnist.sample_scores`).
 
     python examples/mnist_dense_gan.py --steps 10000 --out runs/mnist_dense_gan
 """
@@ -39,6 +39,7 @@ import _shared  # noqa: E402
 from _mnist_models import TermTrackers  # noqa: E402
 
 import tfgames  # noqa: E402
+import tfgames.lab.mnist
 
 LATENT_DIM = 100
 

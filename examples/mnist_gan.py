@@ -15,7 +15,7 @@ where the discriminator is fooled (D = 1/2 everywhere).
 ``--discriminator-adam`` and ``--generator-adam`` (LR BETA_1 BETA_2) replace the seed's Adams.
 
 Figures: both losses over training, data and samples, latent interpolations. ``metrics.json``:
-classes covered and classifier score of 1,000 samples (:func:`tfgames.mnist.sample_scores`)
+classes covered and classifier score of 1,000 samples (:func:`tfgames.lab.mnist.sample_scores`)
 and the Adam settings.
 
     python examples/mnist_gan.py --steps 3000 --out runs/mnist_gan
@@ -50,6 +50,7 @@ from _mnist_models import (  # noqa: E402
     BATCH_SIZE, NUM_LATENTS, decoder_network, discriminator_network)
 
 import tfgames  # noqa: E402
+import tfgames.lab.mnist
 
 
 class ConvGAN(tfgames.GameModel):

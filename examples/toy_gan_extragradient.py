@@ -16,7 +16,7 @@ From (b_D, b_G) = (-3, 0), step 0.1 (seed: 10,000 iterations):
 - extragradient (Korpelevich 1976), w_{+1/2} = w - eta xi(w), w <- w - eta xi(w_{+1/2})
   (``tfgames.Extragradient(keras.optimizers.SGD(0.1))``).
 
-Figures, with :func:`tfgames.plotting.vector_field`: the update field -xi (streamlines) with
+Figures, with :func:`tfgames.lab.plotting.vector_field`: the update field -xi (streamlines) with
 both trajectories (the seed's ``make_plot``), the norm of the field on the seed's window
 [0, 3] x [-3, 0], and ||xi|| along both trajectories. ``metrics.json``: the final iterates,
 their gradient norms and the step from which ||xi|| stays below 1e-3.
@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _shared  # noqa: E402
 
 import tfgames  # noqa: E402
+import tfgames.lab.plotting
 
 N_SAMPLES = 1000
 STEP_SIZE = 0.1
@@ -134,12 +135,12 @@ def main(argv=None) -> dict:
     }
     field = update_field(real, noise)
     grid = 9 if args.smoke else args.grid
-    tfgames.plotting.vector_field(
+    tfgames.lab.plotting.vector_field(
         field, (-3.1, 2.1), (-3.1, 2.1), paths, grid=grid, density=2.0,
         xlabel="discriminator b_D", ylabel="generator b_G",
         title=f"Toy GAN: update field and {args.steps} steps of size {STEP_SIZE}",
         path=out / "field_trajectories.png")
-    tfgames.plotting.vector_field(
+    tfgames.lab.plotting.vector_field(
         field, (0.0, 3.0), (-3.0, 0.0), paths, grid=grid, norm_map=True,
         xlabel="discriminator b_D", ylabel="generator b_G", title="Norm of the update field",
         path=out / "gradient_norm.png")

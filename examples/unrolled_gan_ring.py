@@ -14,7 +14,7 @@ state, as the seed's graph rewrite did. K = 0 is the plain GAN.
 
 Figures: the density of generated samples at several steps for each K (the seed's kde rows),
 and the loss L and the unrolled loss over training. ``metrics.json``: mode statistics of 5,120
-samples per run (:func:`tfgames.metrics.mode_statistics`, high quality = within 3 std of a
+samples per run (:func:`tfgames.lab.metrics.mode_statistics`, high quality = within 3 std of a
 centre).
 
     python examples/unrolled_gan_ring.py --steps 25000 --out runs/unrolled_gan_ring_25k
@@ -34,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _shared  # noqa: E402
 
 import tfgames  # noqa: E402
+import tfgames.lab.metrics
+import tfgames.lab.plotting
+import tfgames.lab.samplers
 
 PARAMS = dict(batch_size=512, disc_learning_rate=1e-4, gen_learning_rate=1e-3, beta1=0.5,
               epsilon=1e-8, z_dim=256, x_dim=2, std=0.01)
@@ -67,7 +70,7 @@ def train(unroll_steps: int, args, steps: int, batch: int, z_dim: int, window: i
                           epsilon=PARAMS["epsilon"])}, **_shared.compile_kwargs(args))
     data_seed = keras.random.SeedGenerator(args.seed + 1)
     dataset = tf.data.Dataset.from_tensors(0).repeat().map(
-        lambda _: tfgames.datasets.ring_batch(batch, std=PARAMS["std"], seed=data_seed))
+        lambda _: tfgames.lab.samplers.ring_batch(batch, std=PARAMS["std"], seed=data_seed))
     snapshots = _shared.Snapshots(lambda: model.generate(10 * batch).numpy(),
                                   _shared.snapshot_epochs(steps, window, 5), window)
     curves, done, seconds = _shared.fit_in_windows(model, dataset, steps, window=window,
@@ -84,7 +87,7 @@ def main(argv=None) -> dict:
     batch = 32 if args.smoke else PARAMS["batch_size"]
     z_dim = 8 if args.smoke else PARAMS["z_dim"]
     window = min(1 if args.smoke else 100, args.steps)
-    centres = tfgames.datasets.RING_CENTRES(8)
+    centres = tfgames.lab.samplers.RING_CENTRES(8)
 
     metrics = {"example": "unrolled_gan_ring", "steps": args.steps, "batch_size": batch,
                "z_dim": z_dim, "runs": {}}
@@ -92,10 +95,10 @@ def main(argv=None) -> dict:
     for k in args.unroll:
         model, curves, done, seconds, snaps = train(k, args, args.steps, batch, z_dim, window)
         samples = model.generate(10 * batch).numpy()
-        stats = tfgames.metrics.mode_statistics(samples, centres, std=PARAMS["std"])
+        stats = tfgames.lab.metrics.mode_statistics(samples, centres, std=PARAMS["std"])
         metrics["runs"][f"K={k}"] = {**stats, "seconds": seconds,
                                       "seconds_per_step": seconds / args.steps}
-        tfgames.plotting.density_snapshots(
+        tfgames.lab.plotting.density_snapshots(
             snaps, bbox=(-1.6, 1.6, -1.6, 1.6), centres=centres, cmap="Greens",
             title=f"{k} unrolling steps: {stats['modes_covered']}/8 modes, "
                   f"{100 * stats['high_quality_share']:.0f}% high quality",

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import tfgames
+import tfgames.lab.samplers
 
 
 @keras.saving.register_keras_serializable(package="tfgames_tests")
@@ -66,7 +67,7 @@ def tiny_gan():
 def real_batches(n_batches=6, batch=16, seed=0, with_noise=False, z_dim=3):
     """Grid samples; with_noise=True also yields the generator's noise z with each batch."""
     rng = np.random.default_rng(seed)
-    x = tfgames.datasets.GRID_CENTRES[rng.integers(0, 16, n_batches * batch)]
+    x = tfgames.lab.samplers.GRID_CENTRES[rng.integers(0, 16, n_batches * batch)]
     x = (x + 0.02 * rng.standard_normal(x.shape)).astype("float32")
     if with_noise:
         z = rng.standard_normal((len(x), z_dim)).astype("float32")

@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 
 import tfgames
+import tfgames.lab.tf1_seed
 from tfgames.compat import v1
-from tfgames.testing import tf1_seed
+from tfgames.lab import tf1_seed
 
 tf1 = tf.compat.v1
 
@@ -37,7 +38,7 @@ def test_tf1_optimizer_as_inner_optimizer_names_the_replacement(
     message = str(info.value)
     assert message.startswith("Argument `inner_optimizer` must be a Keras 3 optimizer instance")
     assert "Received: an object of type tensorflow.python.training." in message or (
-        "tfgames.testing.tf1_seed.SymplecticOptimizer" in message)
+        "tfgames.lab.tf1_seed.SymplecticOptimizer" in message)
     assert re.search(replacement, message), message
     assert "tfgames.compat.v1 holds TF1-exact equivalents" in message
 

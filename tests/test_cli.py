@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tfgames.cli import main
+from tfgames.lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """tfgames.compat.v1 reproduces the seed's TF1 optimizers.
 
 References: the TF1 optimizers themselves (``tf.compat.v1.train`` in graph mode), the seed's
-SGA graph (:mod:`tfgames.testing.tf1_seed`) and hand-written NumPy updates.
+SGA graph (:mod:`tfgames.lab.tf1_seed`) and hand-written NumPy updates.
 """
 
 import functools
@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 import tfgames
+import tfgames.lab.samplers
 from tfgames.compat import v1
-from tfgames.testing import tf1_seed
+from tfgames.lab import tf1_seed
 
 tf1 = tf.compat.v1
 
@@ -45,7 +46,7 @@ def grid_batches(seed, dtype):
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(STEPS):
-        centres = tfgames.datasets.GRID_CENTRES[rng.integers(0, 16, BATCH)]
+        centres = tfgames.lab.samplers.GRID_CENTRES[rng.integers(0, 16, BATCH)]
         x = centres + 0.02 * rng.standard_normal(centres.shape)
         out.append((x.astype(dtype), rng.standard_normal((BATCH, Z_DIM)).astype(dtype)))
     return out

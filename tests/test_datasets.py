@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgames.datasets import (
+from tfgames.lab.samplers import (
     GRID_CENTRES,
     RING_CENTRES,
     gaussian_batch,
     grid_batch,
     ring_batch,
-    step_dataset,
 )
+from tfgames.datasets import step_dataset
 
 
 def test_grid_centres_are_the_seed_grid():

@@ -10,10 +10,12 @@ import pytest
 import tensorflow as tf
 
 import tfgames
+import tfgames.lab.experiments
+import tfgames.lab.metrics
 from tfgames.compat.v1 import RMSPropOptimizer
-from tfgames.experiments import EXPERIMENTS, get_experiment, gaussian75, mog, registry
-from tfgames.experiments import thresholds
-from tfgames.experiments.runner import GanConfig, gan_losses, jsonable, mlp, train_with_snapshots
+from tfgames.lab.experiments import EXPERIMENTS, get_experiment, gaussian75, mog, registry
+from tfgames.lab.experiments import thresholds
+from tfgames.lab.experiments.runner import GanConfig, gan_losses, jsonable, mlp, train_with_snapshots
 
 
 def _strict_json(path):
@@ -253,7 +255,7 @@ def test_mog_smoke(tmp_path):
 def test_blown_up_rows():
     def row(d_loss, g_loss):
         return {"finite": bool(np.isfinite([d_loss, g_loss]).all()),
-                "loss_distance": tfgames.metrics.loss_equilibrium_distance(d_loss, g_loss)}
+                "loss_distance": tfgames.lab.metrics.loss_equilibrium_distance(d_loss, g_loss)}
 
     assert not mog.blown_up(row(1.3854, 0.6937)) and not mog.blown_up(row(0.345, 3.468))
     assert mog.blown_up(row(221251425.6, 66353.6)) and mog.blown_up(row(np.nan, 0.7))
@@ -262,7 +264,7 @@ def test_blown_up_rows():
 
 def test_a_run_that_blows_up_says_so(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(mog, "BLOWUP_DISTANCE", 1e-6)  # every snapshot counts as blown up
-    with caplog.at_level("WARNING", logger="tfgames.experiments"):
+    with caplog.at_level("WARNING", logger="tfgames.lab.experiments"):
         mog.run(tmp_path, preset="smoke", optimizers="rmsprop", verbose=0)
     entry = _strict_json(tmp_path / "metrics.json")["runs"]["rmsprop"]
     assert entry["blew_up_at_step"] == 0 and entry["status"] == "done"

@@ -1,12 +1,12 @@
-"""Tests for tfgames.metrics: synthetic samples with known answers."""
+"""Tests for tfgames.lab.metrics: synthetic samples with known answers."""
 
 import math
 
 import numpy as np
 import pytest
 
-from tfgames.datasets import GRID_CENTRES
-from tfgames.metrics import (
+from tfgames.lab.samplers import GRID_CENTRES
+from tfgames.lab.metrics import (
     covariance_spectrum,
     loss_equilibrium_distance,
     mode_statistics,

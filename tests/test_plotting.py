@@ -1,11 +1,11 @@
-"""Tests for tfgames.plotting: every figure is written as a non-empty PNG."""
+"""Tests for tfgames.lab.plotting: every figure is written as a non-empty PNG."""
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from tfgames.datasets import GRID_CENTRES
-from tfgames.plotting import density_snapshots, spectrum_plot, vector_field
+from tfgames.lab.samplers import GRID_CENTRES
+from tfgames.lab.plotting import density_snapshots, spectrum_plot, vector_field
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

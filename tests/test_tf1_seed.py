@@ -1,10 +1,10 @@
-"""Checks of the TF1 seed reference (tfgames.testing.tf1_seed) against independent TF2/NumPy."""
+"""Checks of the TF1 seed reference (tfgames.lab.tf1_seed) against independent TF2/NumPy."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgames.testing import tf1_seed
+from tfgames.lab import tf1_seed
 
 Z_DIM, X_DIM, BATCH = 3, 2, 8
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tfgames
+import tfgames.lab.samplers
 from conftest import flat
 from tfgames import unrolled
 
@@ -145,7 +146,7 @@ def _gan(steps, seed=0):
 
 def test_unrolled_gan_losses_and_gradients():
     """l_D is the plain saddle loss; xi_G is the gradient of -L at theta_D^K."""
-    x = tfgames.datasets.ring_batch(32, seed=1)
+    x = tfgames.lab.samplers.ring_batch(32, seed=1)
     model = _gan(4)
     model.compile(optimizer=keras.optimizers.Adam(1e-2, beta_1=0.5))
     state = model.seed_generator.state.numpy()
@@ -172,7 +173,7 @@ def test_unrolled_gan_losses_and_gradients():
 def test_unrolled_gan_fit_traces_once_and_leaves_optimizer_state_to_real_steps():
     model = _gan(2)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
-    data = tf.data.Dataset.from_tensors(tfgames.datasets.ring_batch(16, seed=2)).repeat(4)
+    data = tf.data.Dataset.from_tensors(tfgames.lab.samplers.ring_batch(16, seed=2)).repeat(4)
     history = model.fit(data, epochs=1, verbose=0)
     assert int(model.optimizer.iterations) == 4  # the unrolled steps advance no state
     assert model.train_step_traces == 1

@@ -4,14 +4,13 @@ Declare players and their losses in a :class:`GameModel`, compile it with a game
 (:class:`SGA`, :class:`Consensus`, ...) or any Keras optimizer, and ``fit``.
 """
 
+from importlib import metadata as _metadata
+
 from tfgames import (
     callbacks,
     compat,
     datasets,
-    experiments,
     games,
-    metrics,
-    plotting,
     products,
     unrolled,
 )
@@ -31,7 +30,10 @@ from tfgames.optimizers import (
 )
 from tfgames.unrolled import UnrolledGAN, unroll_variables
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("tfgames")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Adamirror",
@@ -51,10 +53,7 @@ __all__ = [
     "callbacks",
     "compat",
     "datasets",
-    "experiments",
     "games",
-    "metrics",
-    "plotting",
     "products",
     "resolve_players",
     "unroll_variables",

@@ -1,8 +1,8 @@
-"""``python -m tfgames``: the ``tfgames`` command line (see :mod:`tfgames.cli`)."""
+"""``python -m tfgames``: the ``tfgames`` command line (see :mod:`tfgames.lab.cli`)."""
 
 import sys
 
-from tfgames.cli import main
+from tfgames.lab.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

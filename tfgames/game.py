@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfgames import products
 
-__all__ = ["Game", "PlayerSpec", "resolve_players", "zero_sum"]
+__all__ = ["Game", "PlayerSpec", "inexact_layers", "resolve_players", "zero_sum"]
 
 PlayerSpec = Union[keras.layers.Layer, keras.Variable, tf.Variable, Sequence]
 
@@ -63,6 +63,50 @@ def _variables_of(name: str, spec: PlayerSpec) -> list:
         f"Player {name!r} must be a Keras layer or model, a variable, or a list of those. "
         f"Received: an object of type {type(spec).__name__}."
     )
+
+
+def _layers_of(spec: PlayerSpec) -> list[keras.layers.Layer]:
+    """Every layer inside a player spec (the layer itself and all its sub-layers)."""
+    if isinstance(spec, keras.layers.Layer):
+        return list(spec._flatten_layers(include_self=True, recursive=True))
+    if isinstance(spec, (list, tuple)):
+        return [layer for item in spec for layer in _layers_of(item)]
+    return []
+
+
+def _seed_states(layers: Sequence[keras.layers.Layer]) -> list[keras.Variable]:
+    """The state variables of the layers' own ``keras.random.SeedGenerator``s (Dropout's,
+    GaussianNoise's, a model's ``seed_generator``...)."""
+    states, seen = [], set()
+    for layer in layers:
+        for generator in getattr(layer, "_seed_generators", ()):
+            if id(generator.state) not in seen:
+                seen.add(id(generator.state))
+                states.append(generator.state)
+    return states
+
+
+def inexact_layers(players: Mapping[str, PlayerSpec]) -> list[str]:
+    """Layers of the players whose second derivatives tfgames cannot make exact, as
+    ``"name (why)"``: BatchNormalization with ``renorm=True`` (its corrections are
+    ``stop_gradient``-ed by definition, so even its first derivatives are not those of the
+    function it computes) and SpectralNormalization (power iteration through
+    ``stop_gradient``); normalisation layers too if this Keras' moments cannot be replaced
+    (:data:`tfgames.products.EXACT_MOMENTS_AVAILABLE`)."""
+    out = []
+    for spec in players.values():
+        for layer in _layers_of(spec):
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.renorm:
+                out.append(f"{layer.name} (BatchNormalization with renorm=True)")
+            elif isinstance(layer, keras.layers.SpectralNormalization):
+                out.append(f"{layer.name} (SpectralNormalization)")
+            elif not products.EXACT_MOMENTS_AVAILABLE and isinstance(layer, (
+                keras.layers.BatchNormalization, keras.layers.LayerNormalization,
+                keras.layers.GroupNormalization,
+            )):
+                out.append(f"{layer.name} ({type(layer).__name__}: this Keras version's "
+                           "moments could not be replaced)")
+    return out
 
 
 def resolve_players(players: Mapping[str, PlayerSpec]) -> dict[str, list]:
@@ -112,22 +156,28 @@ class Game:
     """One step's view of a game: players' variables and a callable returning their losses.
 
     The losses are ``loss_fn() -> {player: scalar l_i}``; each player minimises its own. All
-    evaluations of one :class:`Game` reuse the same random noise when a
-    ``keras.random.SeedGenerator`` is given (its state is rewound before each re-evaluation),
-    so that xi and the Hessian-vector products of one step refer to the same sample;
+    evaluations of one :class:`Game` reuse the same random noise: the state of the given
+    ``seed_generator`` and of every ``keras.random.SeedGenerator`` owned by the players'
+    layers (e.g. ``Dropout``'s, seeded or not) is rewound before each re-evaluation, so that
+    xi and the Hessian-vector products of one step refer to the same sample and masks;
     :meth:`fresh_noise` lets the next evaluation draw new noise (e.g. for extragradient's
-    second evaluation with fresh noise).
+    second evaluation with fresh noise). Randomness from other sources: see
+    :func:`tfgames.products.game_products` (forward mode replays every Keras seed generator
+    and refuses TensorFlow's stateful random ops).
 
     Under a ``tf.distribute`` strategy each replica evaluates the losses on its share of the
-    global batch; ``loss_scale`` (``1 / num_replicas_in_sync``) makes the sum over replicas of
-    the per-replica gradients equal the global-batch gradient, as Keras requires.
+    global batch; ``loss_scale`` (b_r / B, this replica's b_r examples of the global batch's B,
+    so ``1 / num_replicas_in_sync`` for even batches; see ``GameModel.make_game``) makes the sum
+    over replicas of the per-replica gradients equal the global-batch gradient, also for uneven
+    and empty final batches.
 
     Args:
       players: ``{name: layer | model | variable | [variables]}`` in a fixed order.
       loss_fn: zero-argument callable returning ``{name: scalar loss}`` with the same keys.
       seed_generator: the generator the loss function draws its noise from, if any.
       loss_scale: factor applied to the losses before differentiation, kept in the results
-        (``1 / num_replicas_in_sync`` under a strategy).
+        (this replica's share b_r / B of the global batch under a strategy: a float or a
+        scalar tensor).
       numeric_scale: factor applied to the losses before differentiation and divided out of
         xi, H v and H^T v: the dynamic loss scale of mixed-float16 training, which keeps
         float16 intermediate gradients from underflowing without changing the results.
@@ -147,6 +197,12 @@ class Game:
         self._loss_fn = loss_fn
         self._seed_generator = seed_generator
         self._seed_snapshot = None
+        self._layers = {id(l): l for spec in players.values() for l in _layers_of(spec)}
+        self._player_specs = dict(players)
+        own = [seed_generator.state] if seed_generator is not None else []
+        self._random_states = own + [
+            s for s in _seed_states(list(self._layers.values())) if all(s is not o for o in own)
+        ]
         self.loss_scale = loss_scale
         self.numeric_scale = numeric_scale
         self.evaluations = 0
@@ -161,18 +217,31 @@ class Game:
         """Let the next evaluation draw new noise instead of replaying this step's."""
         self._seed_snapshot = None
 
+    def check_exact(self) -> None:
+        """Raise if a player's layer has second derivatives tfgames cannot make exact
+        (:func:`inexact_layers`); second-order optimizers call it before any state changes."""
+        bad = inexact_layers(self._player_specs)
+        if bad:
+            raise ValueError(
+                "Second-order game optimizers (SGA, consensus, ...) need exact second "
+                f"derivatives of the losses, which these layers do not have: {bad}. Use "
+                "BatchNormalization(renorm=False), LayerNormalization or no normalisation in "
+                "those players, or train with a first-order optimizer (e.g. "
+                "tfgames.Extragradient or a per-player keras.optimizers.Adam)."
+            )
+
     def _checked_losses(self) -> dict[str, tf.Tensor]:
-        if self._seed_generator is not None:
-            state = self._seed_generator.state
+        if self._random_states:
             if self._seed_snapshot is None:
-                self._seed_snapshot = tf.identity(state.value)
+                self._seed_snapshot = [tf.identity(s.value) for s in self._random_states]
             else:
                 # Re-evaluations replay the first one's noise. The first evaluation reads the
-                # state itself: making it read the snapshot too lets tf.function share the
-                # noise-dependent forward pass between forward mode's two passes, but then
+                # states themselves: making it read the snapshot too lets tf.function share
+                # the noise-dependent forward pass between forward mode's two passes, but then
                 # forward-mode SGA is no longer bitwise repeatable from run to run on CPU (TF
                 # 2.21; tests/test_experiments.py::test_forward_mode_sga_is_bitwise_repeatable).
-                state.assign(self._seed_snapshot)
+                for state, snapshot in zip(self._random_states, self._seed_snapshot):
+                    state.assign(snapshot)
         losses = self._loss_fn()
         if not isinstance(losses, Mapping):
             raise TypeError(
@@ -207,8 +276,10 @@ class Game:
 
     def _factor(self):
         """loss_scale * numeric_scale, or None when it is exactly 1."""
+        # loss_scale is a tensor under a strategy: this replica's share of the global batch.
+        unit = isinstance(self.loss_scale, (int, float)) and self.loss_scale == 1.0
         if isinstance(self.numeric_scale, (int, float)) and self.numeric_scale == 1.0:
-            return None if self.loss_scale == 1.0 else self.loss_scale
+            return None if unit else self.loss_scale
         return self.loss_scale * tf.cast(self.numeric_scale, tf.float32)
 
     def _unscale(self, tensors):
@@ -238,7 +309,16 @@ class Game:
         mode: products.HvpMode = "forward",
         vector_fn=None,
     ) -> products.GameProducts:
-        """xi, H v and H^T v (see :func:`tfgames.products.game_products`)."""
+        """xi, H v and H^T v (see :func:`tfgames.products.game_products`).
+
+        Raises:
+          ValueError: a player has a layer whose second derivatives cannot be made exact
+            (:meth:`check_exact`), before anything is evaluated.
+          tfgames.products.UnreplayableRandomnessError: ``mode="forward"`` on losses that use
+            TensorFlow's stateful random ops.
+        """
+        if hv or htv:
+            self.check_exact()
         vector_fn = vector_fn or (lambda xs: xs)
         p = products.game_products(
             self._checked_losses, self.players, vector, hv=hv, htv=htv, mode=mode,

@@ -2,57 +2,279 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 import keras
+import numpy as np
 import tensorflow as tf
+from keras.src.trainers import compile_utils  # MetricsList: see _DirectionsView
 
 from tfgames.game import Game, PlayerSpec, resolve_players
-from tfgames.optimizers.base import GameOptimizer, apply_after, check_optimizer, num_replicas
-from tfgames.optimizers.per_player import Schedule, compile_optimizer
+from tfgames.optimizers.base import (
+    GameOptimizer,
+    WrapperOptimizer,
+    check_optimizer,
+    loss_scale_of,
+    num_replicas,
+    simultaneous_step,
+    steps_game,
+)
+from tfgames.optimizers.per_player import (
+    PerPlayer,
+    UpdateOrder,
+    _deprecated_schedule,
+    compile_optimizer,
+)
 
 __all__ = ["GameModel"]
 
 
-def _is_game_optimizer(optimizer: Any) -> bool:
-    return hasattr(optimizer, "apply_game")
+def _place_loss_scaling(node: Any) -> Any:
+    """``node`` with a LossScaleOptimizer around each optimizer that applies the update."""
+    LSO = keras.optimizers.LossScaleOptimizer
+    if isinstance(node, LSO):
+        return node  # already placed (a model compiled again, or loaded)
+    if isinstance(node, PerPlayer):
+        # The container steps the game itself: each player scales its own loss.
+        for player, optimizer in node.player_optimizers.items():
+            if loss_scale_of(optimizer) is None:
+                node._optimizers[player] = LSO(optimizer)
+        return node
+    if isinstance(node, WrapperOptimizer):
+        inner = node.inner_optimizer
+        if isinstance(node, GameOptimizer) and isinstance(inner, PerPlayer):
+            # Products of the whole game: one scale for every player's loss.
+            node.inner_optimizer = LSO(inner)
+        else:
+            node.inner_optimizer = _place_loss_scaling(inner)
+        return node
+    return LSO(node)
 
 
 def _loss_scaling_inside(optimizer: Any) -> Any:
-    """LossScaleOptimizer(G1(...Gk(K))) -> G1(...Gk(LossScaleOptimizer(K))).
+    """Move Keras' LossScaleOptimizer inside tfgames' wrappers, to what applies the update.
 
     Under the ``mixed_float16`` policy Keras wraps the compiled optimizer in a
-    ``LossScaleOptimizer``, which would hand gradients to the game optimizer's ``apply``. The
-    loss scale belongs to the first-order optimizer that applies the update: the game sees the
-    dynamically scaled losses (``Game.numeric_scale``), divides the scale out of xi and the
-    Hessian-vector products (the SGA adjustment is quadratic in xi), and the inner
-    ``LossScaleOptimizer`` checks the step for overflow and adapts the scale.
+    ``LossScaleOptimizer``, which would hand gradients to the wrapper's ``apply``. The loss
+    scale belongs to the first-order optimizer that applies the update:
+
+    - ``LossScaleOptimizer(G1(...Gk(K)))`` -> ``G1(...Gk(LossScaleOptimizer(K)))`` for game
+      optimizers and Lookahead around a first-order K: the game sees the dynamically scaled
+      losses (``Game.numeric_scale``), divides the scale out of xi and the Hessian-vector
+      products (the SGA adjustment is quadratic in xi), and the inner ``LossScaleOptimizer``
+      checks the step for overflow and adapts the scale;
+    - a game optimizer around a :class:`tfgames.PerPlayer`: the scale wraps the container
+      (``SGA(LossScaleOptimizer(PerPlayer(...)))``), one scale for the whole game;
+    - a :class:`tfgames.PerPlayer` that steps the game itself (compiled directly or inside
+      Lookahead, any update order): each player's optimizer gets its own
+      ``LossScaleOptimizer``, and each player's gradient is taken of its own loss times its
+      own scale.
+
+    Keras optimizers and other optimizers are left as Keras wrapped them.
     """
     LSO = keras.optimizers.LossScaleOptimizer
-    if not isinstance(optimizer, LSO) or not _is_game_optimizer(optimizer.inner_optimizer):
+    if not isinstance(optimizer, LSO) or not isinstance(
+        optimizer.inner_optimizer, WrapperOptimizer
+    ):
         return optimizer
-    outer = node = optimizer.inner_optimizer
-    while _is_game_optimizer(getattr(node, "inner_optimizer", None)):
-        node = node.inner_optimizer
-    if not isinstance(getattr(node, "inner_optimizer", None), keras.optimizers.Optimizer):
-        raise ValueError(
-            f"mixed_float16 loss scaling needs one first-order optimizer inside "
-            f"{type(node).__name__}, and it has none. Use the mixed_bfloat16 policy (no loss "
-            "scaling), or wrap the first-order optimizers yourself in "
-            "keras.optimizers.LossScaleOptimizer."
-        )
-    node.inner_optimizer = LSO(node.inner_optimizer)
-    return outer
+    return _place_loss_scaling(optimizer.inner_optimizer)
 
 
 def _dynamic_loss_scale(optimizer: Any):
     """The dynamic scale of the LossScaleOptimizer that applies the update, or 1."""
-    node = optimizer
-    while node is not None:
-        if isinstance(node, keras.optimizers.LossScaleOptimizer):
-            return node.dynamic_scale
-        node = getattr(node, "inner_optimizer", None)
-    return 1.0
+    scale = loss_scale_of(optimizer)
+    return 1.0 if scale is None else scale
+
+
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """The noise stream of a :class:`GameModel`: one independent stream per replica.
+
+    On one device it is ``keras.random.SeedGenerator``, bitwise. Under a ``tf.distribute``
+    strategy with R > 1 replicas, every draw of replica r uses the seed
+    ``stateless_fold_in(s, r)``, s being the seed a single device would use, so the replicas
+    draw different noise (not R copies of one draw) from a stream that is a function of the
+    model's seed, its state and R only: a run is reproducible for a given seed and R.
+    """
+
+    def next(self, ordered: bool = True):
+        seed = super().next(ordered=ordered)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return seed
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+        folded = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), replica)
+        return tf.cast(folded, seed.dtype)
+
+
+def _batch_size(data: Any):
+    """The leading dimension of the first tensor in ``data``, or None when it has none."""
+    for leaf in tf.nest.flatten(data):
+        if isinstance(leaf, (tf.Tensor, tf.Variable)) or hasattr(leaf, "shape"):
+            shape = tf.TensorShape(getattr(leaf, "shape", None))
+            if shape.rank is not None and shape.rank >= 1:
+                return tf.shape(leaf)[0]
+    return None
+
+
+# The evaluation noise stream: the model's seed with its counter started here. The training
+# stream counts up from 0, one per draw, and never reaches it.
+_EVALUATION_STREAM_OFFSET = 2**40
+
+# Arguments every GameModel config holds already (keras.Model's and GameModel's own).
+_BASE_CONFIG_KEYS = ("name", "trainable", "dtype", "seed")
+
+
+def _bound_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """``cls(*args, **kwargs)``'s arguments by name (``**kwargs`` expanded), or None."""
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return None
+    spec = inspect.getfullargspec(cls.__init__)
+    arguments = dict(bound.arguments)
+    arguments.pop(spec.args[0], None)  # self
+    if spec.varargs is not None:
+        if arguments.pop(spec.varargs, ()):
+            return None  # *args cannot be passed back by name
+    if spec.varkw is not None:
+        arguments.update(arguments.pop(spec.varkw, {}))
+    return arguments
+
+
+def _register(cls: type) -> None:
+    """Register a GameModel subclass with Keras as ``"<module>><qualified name>"``.
+
+    ``keras.models.load_model`` then finds it without ``custom_objects`` in any process that
+    defined it (classes defined in functions and notebooks included). A class redefined under
+    the same name replaces the earlier one; ``@keras.saving.register_keras_serializable``
+    applied by the user afterwards takes precedence.
+    """
+    keras.saving.register_keras_serializable(package=cls.__module__, name=cls.__qualname__)(cls)
+
+
+def _accepts(function: Any, parameter: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return parameter in parameters
+
+
+class _DirectionsView(compile_utils.MetricsList):
+    """Exposes ``metrics`` to ``keras.callbacks.MonitorCallback._set_monitor_op``, which reads
+    ``_direction`` only from metrics inside a ``MetricsList``/``CompileMetrics`` (Keras 3.15).
+
+    Holds the trackers without tracking them (no variables twice), reports nothing and resets
+    nothing: the trackers themselves are in ``GameModel.metrics`` too.
+    """
+
+    def __init__(self, trackers: list) -> None:
+        super().__init__([], name="player_loss_directions")
+        object.__setattr__(self, "metrics", list(trackers))
+
+    @property
+    def variables(self) -> list:
+        return []
+
+    def reset_state(self) -> None:
+        pass
+
+    def result(self) -> dict:
+        return {}
+
+
+def _has_var_keyword(cls: type) -> bool:
+    return inspect.getfullargspec(cls.__init__).varkw is not None
+
+
+def _init_needs_arguments(cls: type) -> bool:
+    """Whether ``cls.__init__`` has a required parameter (besides self)."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return any(
+        p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        for p in parameters
+    )
+
+
+def _is_serialized_object(value: Any) -> bool:
+    """A dict (or list of dicts) written by ``keras.saving.serialize_keras_object``."""
+    if isinstance(value, (list, tuple)):
+        return any(_is_serialized_object(v) for v in value)
+    if not isinstance(value, Mapping):
+        return False
+    if "class_name" in value and "config" in value:
+        return True
+    return any(_is_serialized_object(v) for v in value.values())
+
+
+def _placeholder_y(sample_weight: Any) -> np.ndarray:
+    """A (n, 0) array that carries sample weights through Keras when there is no ``y``."""
+    return np.zeros((len(sample_weight), 0), dtype="float32")
+
+
+def _is_zero_width(y: Any) -> bool:
+    """The placeholder ``y`` GameModel.fit puts in when sample weights come without ``y``."""
+    shape = getattr(y, "shape", None)
+    return shape is not None and len(shape) == 2 and shape[-1] == 0
+
+
+class _FiniteGuard:
+    """The divergence check of one train step (``GameModel.check_finite``), in the graph.
+
+    Before the step it reads every model and optimizer variable (read values are snapshots:
+    TensorFlow copies a variable's buffer on write while a read of it is alive). After the step
+    one all-finite reduction covers the logged quantities (the players' losses first, then the
+    optimizer's diagnostics) and the players' updated weights; the first non-finite one and
+    the step are written to the model's divergence record, and on one device the step is
+    undone: every variable gets its value from before the step back, and so does every later
+    step of the same execution (``steps_per_execution``), so the model keeps the last finite
+    state. ``GameModel`` raises :class:`tfgames.TrainingDiverged` from the record after the
+    execution.
+    """
+
+    def __init__(self, model: "GameModel") -> None:
+        self.model = model
+        self.record = model._divergence_record
+        seen: set[int] = set()
+        self.variables = []
+        for v in list(model.variables) + list(getattr(model.optimizer, "variables", [])):
+            if id(v) not in seen:
+                seen.add(id(v))
+                self.variables.append(v)
+        self.before = None
+        if num_replicas() == 1:
+            self.before = [tf.identity(v.value) for v in self.variables]
+
+    def check(self, values: Mapping[str, tf.Tensor], game: Game) -> None:
+        labels = list(values)
+        quantities = [tf.cast(tf.reshape(values[n], []), tf.float64) for n in labels]
+        finite = [tf.math.is_finite(q) for q in quantities]
+        for player, variables in game.players.items():
+            for v in variables:
+                labels.append((player, v.path if hasattr(v, "path") else v.name))
+                finite.append(tf.reduce_all(tf.math.is_finite(v.value)))
+                quantities.append(tf.constant(0.0, tf.float64))
+        ok = tf.stack(finite)
+        all_ok = tf.reduce_all(ok)
+        code = tf.cast(tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32), tf.float64)
+        value = tf.gather(tf.stack(quantities), tf.argmin(tf.cast(ok, tf.int32)))
+        record = self.record.value() if callable(self.record.value) else self.record.value
+        steps = record[0] + 1.0
+        flagged = record[1] >= 0.0
+        newly = tf.logical_and(tf.logical_not(all_ok), tf.logical_not(flagged))
+        self.record.assign(tf.where(newly, tf.stack([steps, steps, code, value]),
+                                    tf.stack([steps, record[1], record[2], record[3]])))
+        self.model._divergence_labels = labels
+        if self.before is not None:
+            def restore():
+                with tf.control_dependencies(
+                        [v.assign(b) for v, b in zip(self.variables, self.before)]):
+                    return tf.constant(True)
+
+            tf.cond(tf.logical_or(tf.logical_not(all_ok), flagged), restore,
+                    lambda: tf.constant(False))
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -99,12 +321,31 @@ class GameModel(keras.Model):
       ...         return tfgames.zero_sum(self.x * self.y, min_player="x", max_player="y")
       >>> model = Bilinear()
       >>> model.compile(optimizer=tfgames.SGA(keras.optimizers.SGD(0.1)))
+      >>> _ = model.fit(tfgames.datasets.step_dataset(300), verbose=0)
+      >>> float(model.x.numpy() ** 2 + model.y.numpy() ** 2) < 1e-6  # at the equilibrium
+      True
     """
+
+    def __new__(cls, *args, **kwargs):
+        # Record the constructor's arguments (sub-models included) for get_config: Keras' own
+        # automatic config keeps only str/int/float/bool/None arguments.
+        instance = super().__new__(cls, *args, **kwargs)
+        object.__setattr__(instance, "_constructor_arguments", _bound_arguments(cls, args, kwargs))
+        return instance
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _register(cls)
 
     def __init__(self, *, seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed, name="game_seed_generator")
+        self.seed_generator = ReplicaSeedGenerator(seed, name="game_seed_generator")
+        self.evaluation_seed_generator = keras.random.SeedGenerator(
+            seed, name="evaluation_seed_generator"
+        )
+        if seed is not None:  # same seed, a counter range the training stream never reaches
+            self.evaluation_seed_generator.state.assign([seed, _EVALUATION_STREAM_OFFSET])
         self._trackers: dict[str, keras.metrics.Mean] = {}
         self.train_step_traces = 0
 
@@ -124,18 +365,121 @@ class GameModel(keras.Model):
             "returning {player name: scalar loss}."
         )
 
+    #: Names of the metrics :meth:`compute_extra_metrics` returns, declared up front (their
+    #: ``keras.metrics.Mean`` trackers are created in ``compile``, outside the traced step).
+    extra_metric_names: tuple[str, ...] = ()
+
+    def compute_extra_metrics(
+        self, data: Any, losses: Mapping[str, tf.Tensor], training: bool = False
+    ) -> Mapping[str, Any]:
+        """``{name: scalar}`` for every name in :attr:`extra_metric_names`; default none.
+
+        The metrics hook: override it (and declare :attr:`extra_metric_names`) to log more
+        than the players' losses, e.g. a discriminator's accuracy or the terms of a bound.
+        Each value is averaged over the epoch by a ``keras.metrics.Mean`` and logged under its
+        name (``val_<name>`` for validation data). A value may be a pair ``(value, weight)``:
+        the step then counts with that weight in the mean (weight 0 skips the step).
+
+        When it runs: in ``fit``, after each step's update, on the step's batch, with the
+        step's noise replayed (``self.seed_generator`` draws what the step's losses drew, and
+        the training stream is left where the step left it, so adding metrics never changes
+        training); in ``evaluate`` and validation, on the batch, with the noise the losses
+        drew from the evaluation stream.
+
+        Args:
+          data: the batch, as :meth:`compute_losses` received it.
+          losses: the players' losses of the step (before its update in ``fit``).
+          training: True in ``fit``, False in ``evaluate``.
+        """
+        return {}
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        """What ``predict`` and ``model(inputs)`` compute; a game defines it (none by default).
+
+        A game model has no single output: override ``call`` to say what it predicts, e.g.
+        ``return self.generator(inputs, training=training)`` for a GAN, so that
+        ``model.predict(noise)`` and :meth:`generate` return samples.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define `call`, so `predict` and `model(inputs)` "
+            "have nothing to compute: a GameModel predicts what you define. Implement "
+            "`call(self, inputs, training=False)` in the subclass, e.g. `return "
+            "self.generator(inputs, training=training)` for a GAN (then `model.predict(noise)` "
+            "and `model.generate(n)` return samples), or call a player directly, e.g. "
+            "`model.generator.predict(noise)`."
+        )
+
+    def sample_noise(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        """``n`` standard-normal inputs of shape ``(n, *latent_dim)`` for :meth:`generate`.
+
+        Drawn with NumPy (``np.random.default_rng(seed)``), so generating never moves the
+        model's training or evaluation noise streams. Needs ``self.latent_dim`` (an int or a
+        shape; the keras.io GAN examples' convention); override it for other noise.
+        """
+        latent = getattr(self, "latent_dim", None)
+        if latent is None:
+            raise ValueError(
+                f"{type(self).__name__}.generate(n) draws noise of shape (n, *latent_dim), but "
+                "the model has no `latent_dim`. Set `self.latent_dim` (an int or a shape) in "
+                "__init__, override `sample_noise(self, n, *, seed=None)`, or pass the noise: "
+                "`model.generate(noise=z)`."
+            )
+        shape = (int(latent),) if np.ndim(latent) == 0 else tuple(int(d) for d in latent)
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((int(n), *shape)).astype(keras.backend.floatx())
+
+    def generate(
+        self,
+        n: int | None = None,
+        *,
+        noise: Any = None,
+        seed: int | None = None,
+        batch_size: int | None = None,
+    ) -> Any:
+        """Samples of the model: ``predict(noise)``, with ``noise = sample_noise(n, seed=seed)``.
+
+        ``predict`` runs :meth:`call` (a GAN's ``call`` returns ``self.generator(inputs)``).
+
+        Args:
+          n: how many samples (noise drawn by :meth:`sample_noise`); or
+          noise: the inputs to use instead, e.g. fixed noise to watch over training.
+          seed: seed of the drawn noise (None: different noise at every call).
+          batch_size: ``predict``'s batch size.
+
+        Returns:
+          ``predict``'s NumPy output.
+        """
+        if (n is None) == (noise is None):
+            raise ValueError(
+                "generate needs exactly one of `n` (how many samples) or `noise` (the inputs). "
+                f"Received: n={n!r}, noise={'None' if noise is None else 'an array'}."
+            )
+        if noise is None:
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"Argument `n` must be an integer >= 1. Received: n={n!r}.")
+            noise = self.sample_noise(int(n), seed=seed)
+        return self.predict(noise, batch_size=batch_size, verbose=0)
+
     # -- compile and its round trip through saving -----------------------------------------------
     def compile(
-        self, optimizer: Any = "rmsprop", *, schedule: Schedule | None = None, **kwargs
+        self,
+        optimizer: Any = "rmsprop",
+        *,
+        update_order: UpdateOrder | None = None,
+        batches: str | None = None,
+        **kwargs,
     ) -> None:
         """Configure training: ``optimizer`` is a Keras optimizer or a tfgames game optimizer.
 
         Per-player optimizers: ``optimizer`` may also be a mapping ``{player: optimizer}``
         (each player with its own optimizer and hyperparameters) or a
-        :class:`tfgames.PerPlayer`; ``schedule`` (``"simultaneous"``, ``"alternating"`` or
-        ``{player: consecutive steps}``, e.g. ``{"discriminator": 5, "generator": 1}``) turns
-        a mapping, or one first-order optimizer copied for each player, into a
-        :class:`tfgames.PerPlayer` with that schedule.
+        :class:`tfgames.PerPlayer`; ``update_order`` (``"simultaneous"``, ``"alternating"``
+        or ``{player: consecutive steps}``, e.g. ``{"discriminator": 5, "generator": 1}``)
+        turns a mapping, or one first-order optimizer copied for each player, into a
+        :class:`tfgames.PerPlayer` with that order, and ``batches`` (``"fresh"``, default, or
+        ``"reuse"``) says whether each inner step of an alternating order gets its own batch
+        or a whole cycle runs on one (see :class:`tfgames.PerPlayer`). ``schedule``, the
+        0.1 name of ``update_order``, still works with a ``DeprecationWarning``.
 
         Other keyword arguments (``jit_compile``, ``steps_per_execution``, ``run_eagerly``) are
         those of ``keras.Model.compile``; ``loss`` and ``metrics`` are not used, because the
@@ -146,12 +490,18 @@ class GameModel(keras.Model):
                 raise ValueError(
                     f"GameModel does not take `{key}` in compile: each player's loss comes "
                     f"from compute_losses and is reported as a metric. Received: {key}="
-                    f"{kwargs[key]!r}."
+                    f"{kwargs[key]!r}. For more metrics, declare `extra_metric_names` and "
+                    "override `compute_extra_metrics` (see GameModel.compute_extra_metrics)."
                 )
+        schedule = kwargs.pop("schedule", None)
+        argument = "update_order" if schedule is None else "schedule"
+        update_order = _deprecated_schedule(update_order, schedule, None, "GameModel.compile")
         if not isinstance(optimizer, (str, Mapping, dict)):
             check_optimizer(optimizer, "optimizer")
         game_players = resolve_players(self.players())
-        optimizer = compile_optimizer(optimizer, schedule, game_players)
+        optimizer = compile_optimizer(
+            optimizer, update_order, game_players, batches=batches, argument=argument
+        )
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer = _loss_scaling_inside(self.optimizer)
         trainable = {id(v) for v in self.trainable_variables}
@@ -163,9 +513,7 @@ class GameModel(keras.Model):
                     f"({strays[:3]}); they would not be saved or optimized. Assign the "
                     "player's layers or variables as attributes of the model."
                 )
-        names = [f"{p}_loss" for p in game_players]
-        names += list(getattr(self.optimizer, "diagnostic_names", ()))
-        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self._trackers = self._make_trackers(game_players)
         self.built = True
         # Build the optimizer now: built lazily inside the first traced step, its slot
         # variables would force tf.function to trace the step a second time.
@@ -183,26 +531,135 @@ class GameModel(keras.Model):
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
+    # Diagnostics that should fall as training succeeds (Keras' `mode="auto"` reads this).
+    _DECREASING_DIAGNOSTICS = frozenset({"xi_norm", "at_xi_norm", "htxi_norm", "chi_norm"})
+
+    def _make_trackers(self, game_players: Mapping[str, Any]) -> dict[str, keras.metrics.Mean]:
+        """One Mean per player's loss, optimizer diagnostic and extra metric.
+
+        The players' losses carry ``_direction = "down"`` (each player minimises its loss), as
+        do the norms of xi, so that callbacks with ``mode="auto"`` (EarlyStopping,
+        ModelCheckpoint, ReduceLROnPlateau) monitoring e.g. ``generator_loss`` know that lower
+        is better; diagnostics without a direction (``sga_lambda``) still need ``mode``.
+        """
+        names = [f"{p}_loss" for p in game_players]
+        diagnostics = list(getattr(self.optimizer, "diagnostic_names", ()))
+        extra = list(self.extra_metric_names)
+        clash = [n for n in extra if n in names or n in diagnostics]
+        if clash or len(set(extra)) != len(extra):
+            raise ValueError(
+                "`extra_metric_names` must be distinct and differ from the players' losses "
+                f"and the optimizer's diagnostics {names + diagnostics}. Received: "
+                f"extra_metric_names={tuple(extra)!r}. Rename them."
+            )
+        trackers = {}
+        for name in names + diagnostics + extra:
+            tracker = keras.metrics.Mean(name=name)
+            if name in names or name in self._DECREASING_DIAGNOSTICS:
+                tracker._direction = "down"  # read by keras.callbacks.MonitorCallback
+            trackers[name] = tracker
+        return trackers
+
     @property
     def metrics(self) -> list:
-        return list(self._trackers.values())
+        """The trackers: each player's ``<player>_loss``, diagnostics, extra metrics.
+
+        Followed by a view of the same trackers that Keras' ``MonitorCallback`` (the base of
+        EarlyStopping, ModelCheckpoint, ReduceLROnPlateau) searches for metric directions: it
+        looks only inside compile-metrics containers. The view has no variables and no
+        results of its own.
+        """
+        trackers = list(self._trackers.values())
+        return trackers + ([_DirectionsView(trackers)] if trackers else [])
 
     # -- training --------------------------------------------------------------------------------
     def make_game(self, data: Any, training: bool = True) -> Game:
         """The :class:`tfgames.Game` of one batch: players and a closure over ``data``."""
-        return Game(
+        game = Game(
             self.players(),
-            lambda: self.compute_losses(data, training=training),
+            lambda: self._call_compute_losses(data, training),
             seed_generator=self.seed_generator,
-            loss_scale=1.0 / num_replicas(),
+            loss_scale=self._replica_share(data),
             numeric_scale=_dynamic_loss_scale(getattr(self, "optimizer", None)),
         )
+        # For optimizers that evaluate parts of the batch (Extragradient(fresh_batch=True)).
+        game.batch = data
+        game.on_batch = lambda batch: self.make_game(batch, training=training)
+        return game
 
-    def _record(self, values: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def _loss_inputs(self, data: Any) -> tuple[Any, Any]:
+        """``(data for compute_losses, sample_weight)`` of one batch.
+
+        When ``compute_losses`` accepts ``sample_weight``, Keras' ``(x, y, sample_weight)``
+        packing is undone: compute_losses receives ``x`` (or ``(x, y)`` when there is a ``y``)
+        and the weights. Otherwise the batch reaches it as the dataset yields it (and ``fit`` /
+        ``evaluate`` refuse sample and class weights).
+        """
+        if not _accepts(self.compute_losses, "sample_weight"):
+            return data, None
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is not None and _is_zero_width(y):
+            y = None
+        return (x if y is None else (x, y)), sample_weight
+
+    def _call_compute_losses(self, data: Any, training: bool) -> Mapping[str, tf.Tensor]:
+        inputs, sample_weight = self._loss_inputs(data)
+        if _accepts(self.compute_losses, "sample_weight"):
+            return self.compute_losses(inputs, training=training, sample_weight=sample_weight)
+        return self.compute_losses(inputs, training=training)
+
+    def replica_batch_size(self, data: Any):
+        """How many examples this replica's losses average over on ``data`` (its batch).
+
+        Under a strategy each replica's loss is weighted by its share b_r / B of the global
+        batch (B = sum of b_r over replicas), so that uneven and empty final batches give the
+        update of one device on the global batch. The default is the leading dimension of the
+        first tensor in ``data`` (None when there is none: equal shares 1 / R). Override it
+        when ``compute_losses`` draws its batch itself (return the number drawn).
+        """
+        return _batch_size(data)
+
+    def _replica_share(self, data: Any):
+        """b_r / B on this replica (1.0 on one device)."""
+        replicas = num_replicas()
+        if replicas == 1:
+            return 1.0
+        size = self.replica_batch_size(data)
+        if size is None:
+            return 1.0 / replicas
+        size = tf.cast(size, tf.float32)
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            return 1.0 / replicas
+        return size / context.all_reduce(tf.distribute.ReduceOp.SUM, size)
+
+    def _global_losses(self, losses: Mapping[str, tf.Tensor], share) -> dict[str, tf.Tensor]:
+        """Each loss as the global-batch mean: sum over replicas of share * loss (a replica
+        with an empty batch, whose mean loss is nan, contributes 0)."""
+        context = tf.distribute.get_replica_context()
+        if num_replicas() == 1 or context is None:
+            return dict(losses)
+        share = tf.cast(share, tf.float32)
+        parts = [tf.where(share > 0, tf.cast(l, tf.float32) * share, 0.0)
+                 for l in losses.values()]
+        return dict(zip(losses, context.all_reduce(tf.distribute.ReduceOp.SUM, parts)))
+
+    def _record(
+        self, values: Mapping[str, Any], only_these: bool = False
+    ) -> dict[str, tf.Tensor]:
+        """Update the trackers with ``values`` (a ``(value, weight)`` pair is weighted); log
+        every tracker, or with ``only_these`` the ones updated."""
         for name, value in values.items():
             if name in self._trackers:
-                self._trackers[name].update_state(value)
-        logs = {name: tracker.result() for name, tracker in self._trackers.items()}
+                if isinstance(value, (tuple, list)):
+                    value, weight = value
+                    self._trackers[name].update_state(
+                        tf.cast(value, tf.float32), sample_weight=tf.cast(weight, tf.float32)
+                    )
+                else:
+                    self._trackers[name].update_state(value)
+        reported = [n for n in self._trackers if not only_these or n in values]
+        logs = {name: self._trackers[name].result() for name in reported}
         strategy = tf.distribute.get_strategy()
         extended = getattr(strategy, "extended", None)
         if getattr(extended, "_in_multi_worker_mode", lambda: False)():
@@ -213,37 +670,283 @@ class GameModel(keras.Model):
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         self.train_step_traces += 1  # Python side effect: counts traces, not steps
+        guard = _FiniteGuard(self) if self.check_finite else None
+        noise_start = self._noise_state() if self.extra_metric_names else None
         game = self.make_game(data, training=True)
         optimizer = self.optimizer
-        if isinstance(optimizer, GameOptimizer) or hasattr(optimizer, "apply_game"):
+        if steps_game(optimizer):
             result = optimizer.apply_game(game)
-            losses, diagnostics = result.losses, result.diagnostics
         else:
-            losses, xi = game.gradient()
-            apply_after(optimizer, xi, game.variables, losses)
-            losses, diagnostics = game.last_losses, {}
+            result = simultaneous_step(optimizer, game)
+        losses, diagnostics = result.losses, result.diagnostics
+        losses = self._global_losses(losses, game.loss_scale)
         values = {f"{p}_loss": loss for p, loss in losses.items()}
         values.update(diagnostics)
+        if guard is not None:
+            guard.check(values, game)
+        values.update(self._extra_metric_values(data, losses, True, noise_start))
         return self._record(values)
 
+    # -- divergence: stop at the first non-finite loss, diagnostic or weight ------------------
+    #: Check every train step for a non-finite player loss, optimizer diagnostic or updated
+    #: weight (one in-graph reduction per step) and stop ``fit`` with
+    #: :class:`tfgames.TrainingDiverged` naming the step, player and quantity, keeping the last
+    #: finite state (on one device). Set ``model.check_finite = False`` to opt out.
+    check_finite: bool = True
+
+    @property
+    def _divergence_record(self) -> tf.Variable:
+        """[steps run in this fit, first non-finite step or -1, its quantity, its value]."""
+        record = self.__dict__.get("_divergence_variable")
+        if record is None:
+            with self.distribute_strategy.scope():
+                record = tf.Variable(
+                    [0.0, -1.0, -1.0, 0.0], dtype=tf.float64, trainable=False,
+                    name="divergence_record",
+                    synchronization=tf.VariableSynchronization.ON_WRITE,
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            # Kept out of Keras' tracking: not a weight, never saved.
+            object.__setattr__(self, "_divergence_variable", record)
+        return record
+
+    def make_train_function(self, force: bool = False):
+        if self.check_finite != getattr(self, "_train_function_checks", None):
+            force = True
+        function = super().make_train_function(force=force)
+        self._train_function_checks = self.check_finite
+        step = self.train_function
+        if self.check_finite and not getattr(step, "_tfgames_checked", False):
+            record = self._divergence_record
+
+            def checked(iterator):
+                logs = step(iterator)
+                self._raise_if_diverged(record.numpy())
+                return logs
+
+            checked._tfgames_checked = True
+            self.train_function = checked
+        if self.check_finite:
+            self._divergence_record.assign([0.0, -1.0, -1.0, 0.0])
+        return function
+
+    def _raise_if_diverged(self, record) -> None:
+        steps, bad_step, code, value = (float(x) for x in record)
+        if bad_step < 0:
+            return
+        from tfgames.callbacks import TrainingDiverged
+
+        label = getattr(self, "_divergence_labels", [])[int(code)]
+        if isinstance(label, tuple):
+            player, variable = label
+            what = f"a weight of player {player!r} (variable {variable!r}) is not finite"
+        elif label.endswith("_loss") and label[: -len("_loss")] in self.players():
+            what = f"player {label[: -len('_loss')]!r}'s loss ({label}) = {value}"
+        else:
+            what = f"the optimizer's diagnostic {label} = {value}"
+        kept = ("The model keeps its weights, optimizer state and noise stream from before "
+                "that step" if num_replicas() == 1 else
+                f"Under {num_replicas()} replicas the weights of that step are not undone: "
+                "reload the last checkpoint")
+        raise TrainingDiverged(
+            f"Training diverged at step {int(bad_step)} of this fit() call: {what}, after the "
+            f"update (steps are counted one by one, also under steps_per_execution). {kept}; "
+            "GameModel.save and save_weights refuse non-finite weights, so no checkpoint "
+            "holds them. Lower the learning rate, or use a game optimizer (tfgames.SGA, "
+            "tfgames.Consensus) if the dynamics cycle; set model.check_finite = False to "
+            "train on without this check."
+        )
+
+    def _check_weights_finite(self, action: str) -> None:
+        bad = [v.path for v in self.weights
+               if v.dtype.startswith(("float", "bfloat")) and not np.all(np.isfinite(v.numpy()))]
+        if bad:
+            raise ValueError(
+                f"GameModel.{action} refuses to write non-finite weights: {bad[:3]} hold NaN "
+                "or infinite values (training diverged). Nothing was written, so the last "
+                "checkpoint stays intact. Reload it and lower the learning rate."
+            )
+
+    def save(self, filepath, *args, **kwargs):
+        self._check_weights_finite("save")
+        return super().save(filepath, *args, **kwargs)
+
+    def save_weights(self, filepath, *args, **kwargs):
+        self._check_weights_finite("save_weights")
+        return super().save_weights(filepath, *args, **kwargs)
+
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:
-        losses = self.make_game(data, training=False).losses()
-        return self._record({f"{p}_loss": tf.cast(l, tf.float32) for p, l in losses.items()})
+        """The players' losses (and extra metrics) on one batch, noise from its own stream.
+
+        The losses draw from :attr:`evaluation_seed_generator` (``self.seed_generator`` holds
+        its state while they run; the training stream is put back after), so ``evaluate`` and
+        validation data never change what training draws. Reports only what it computes: no
+        optimizer diagnostics.
+        """
+        state = self.seed_generator.state
+        training_state = tf.identity(state.value)
+        state.assign(self.evaluation_seed_generator.state.value)
+        noise_start = self._noise_state()
+        game = self.make_game(data, training=False)
+        losses = self._global_losses(game.losses(), game.loss_scale)
+        values = {f"{p}_loss": tf.cast(l, tf.float32) for p, l in losses.items()}
+        values.update(self._extra_metric_values(data, losses, False, noise_start))
+        self.evaluation_seed_generator.state.assign(state.value)
+        state.assign(training_state)
+        return self._record(values, only_these=True)
+
+    def _noise_state(self) -> tf.Tensor:
+        return tf.identity(self.seed_generator.state.value)
+
+    def _extra_metric_values(
+        self, data: Any, losses: Mapping[str, tf.Tensor], training: bool, noise_start: Any
+    ) -> dict[str, Any]:
+        """compute_extra_metrics on ``data`` with the noise drawn from ``noise_start`` replayed;
+        the noise stream is left where it was."""
+        names = tuple(self.extra_metric_names)
+        if not names:
+            return {}
+        state = self.seed_generator.state
+        noise_end = tf.identity(state.value)
+        state.assign(noise_start)
+        inputs, _ = self._loss_inputs(data)
+        metrics = self.compute_extra_metrics(inputs, dict(losses), training=training)
+        if not isinstance(metrics, Mapping) or set(metrics) != set(names):
+            got = sorted(metrics) if isinstance(metrics, Mapping) else type(metrics).__name__
+            raise ValueError(
+                f"{type(self).__name__}.compute_extra_metrics must return a dict with exactly "
+                f"the names in `extra_metric_names` {list(names)}. Received: {got}. Return "
+                "one scalar (or (value, weight) pair) per declared name."
+            )
+        state.assign(noise_end)
+        return {name: metrics[name] for name in names}
 
     # -- saving: Keras does not save a SeedGenerator's state; resumed runs need the stream ------
     _SEED_KEY = "game_seed_generator_state"
 
+    _EVALUATION_SEED_KEY = "evaluation_seed_generator_state"
+
     def save_own_variables(self, store) -> None:
         super().save_own_variables(store)
         store[self._SEED_KEY] = self.seed_generator.state.numpy()
+        store[self._EVALUATION_SEED_KEY] = self.evaluation_seed_generator.state.numpy()
 
     def load_own_variables(self, store) -> None:
         keys = list(store.keys())
         if self._SEED_KEY in keys:
             self.seed_generator.state.assign(store[self._SEED_KEY])
-        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
+        if self._EVALUATION_SEED_KEY in keys:  # absent in files saved by tfgames 0.1
+            self.evaluation_seed_generator.state.assign(store[self._EVALUATION_SEED_KEY])
+        own = (self._SEED_KEY, self._EVALUATION_SEED_KEY)
+        super().load_own_variables({k: store[k] for k in keys if k not in own})
 
     def get_config(self) -> dict[str, Any]:
+        """``keras.Model``'s config, ``seed`` and the constructor's other arguments.
+
+        The arguments the model was constructed with are recorded (by ``__new__``) and
+        serialized with ``keras.saving.serialize_keras_object``: sub-models, layers,
+        optimizers, NumPy arrays and plain values all round-trip, so a subclass whose
+        ``__init__`` takes its sub-models (the README's GAN) saves and loads without a
+        ``get_config`` of its own. A subclass needs its own ``get_config`` / ``from_config``
+        only when an argument is not serializable (a dataset, a function, an arbitrary
+        object) or when what it needs to rebuild differs from what it was given; see the
+        saving how-to.
+        """
         config = super().get_config()
         config["seed"] = self.seed
+        arguments = self.__dict__.get("_constructor_arguments")
+        own_get_config = type(self).get_config is not GameModel.get_config
+        if arguments is None:
+            if not own_get_config and _init_needs_arguments(type(self)):
+                raise NotImplementedError(
+                    f"{type(self).__name__} was constructed with positional-only or `*args` "
+                    "arguments, which cannot be passed back by name, so it cannot be saved "
+                    "automatically. Take keyword arguments in __init__, or implement "
+                    "`get_config` (and `from_config`) in the subclass."
+                )
+            return config
+        for key, value in arguments.items():
+            if key in _BASE_CONFIG_KEYS:
+                continue
+            try:
+                config[key] = keras.saving.serialize_keras_object(value)
+            except Exception as error:  # noqa: BLE001 - re-raised with the argument's name
+                if own_get_config:
+                    continue  # the subclass's get_config provides what it needs
+                raise NotImplementedError(
+                    f"{type(self).__name__} cannot be saved automatically: its constructor "
+                    f"argument `{key}` (of type {type(value).__name__}) is not serializable "
+                    f"by Keras ({error}). Implement `get_config` (and `from_config`) in the "
+                    "subclass, e.g. store what rebuilds it instead; see the saving how-to."
+                ) from error
+        if not _accepts(type(self).__init__, "seed") and not _has_var_keyword(type(self)):
+            config.pop("seed")
         return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], custom_objects=None) -> "GameModel":
+        """Rebuild from :meth:`get_config`: serialized Keras objects are deserialized and
+        everything is passed to the constructor."""
+        config = dict(config)
+        for key, value in config.items():
+            if key not in _BASE_CONFIG_KEYS and _is_serialized_object(value):
+                config[key] = keras.saving.deserialize_keras_object(
+                    value, custom_objects=custom_objects
+                )
+        if "dtype" in config and isinstance(config["dtype"], Mapping):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        try:
+            return cls(**config)
+        except TypeError as error:
+            raise TypeError(
+                f"Could not rebuild {cls.__name__} from its config: {error}. Received config "
+                f"keys: {sorted(config)}. When a subclass's __init__ takes other arguments "
+                "than it was given (or builds its sub-models from arguments not saved), "
+                "implement `get_config` and `from_config` in the subclass; see the saving "
+                "how-to."
+            ) from error
+
+    # -- sample and class weights: honoured by compute_losses(..., sample_weight), or refused ---
+    def fit(self, *args, **kwargs):
+        arguments = self._weights_checked(keras.Model.fit, args, kwargs, "fit")
+        return super().fit(**arguments)
+
+    def evaluate(self, *args, **kwargs):
+        arguments = self._weights_checked(keras.Model.evaluate, args, kwargs, "evaluate")
+        return super().evaluate(**arguments)
+
+    def _weights_checked(self, method, args, kwargs, what: str) -> dict[str, Any]:
+        """The call's arguments by name; sample/class weights checked and made to arrive.
+
+        Keras drops ``sample_weight`` when ``y`` is None (array inputs). A GameModel whose
+        compute_losses accepts ``sample_weight`` gets them anyway: a zero-width placeholder
+        ``y`` carries them through Keras' data handling and is removed before compute_losses.
+        """
+        arguments = inspect.signature(method).bind(self, *args, **kwargs).arguments
+        arguments.pop("self")
+        arguments.update(arguments.pop("kwargs", {}))
+        validation = arguments.get("validation_data")
+        validation_weights = (
+            isinstance(validation, (tuple, list)) and len(validation) == 3
+            and validation[2] is not None
+        )
+        given = [k for k in ("sample_weight", "class_weight") if arguments.get(k) is not None]
+        if validation_weights:
+            given.append("validation_data[2] (validation sample weights)")
+        if not given:
+            return arguments
+        if not _accepts(self.compute_losses, "sample_weight"):
+            raise ValueError(
+                f"{type(self).__name__}.{what} received {', '.join(given)}, but its "
+                "compute_losses does not take `sample_weight`, so the weights would be "
+                "ignored. Weight the players' losses yourself: define `compute_losses(self, "
+                "data, training=False, sample_weight=None)` and pass `sample_weight` to the "
+                "per-example losses (e.g. `keras.losses.BinaryCrossentropy()(y_true, y_pred, "
+                "sample_weight=sample_weight)`); or drop the weights."
+            )
+        if arguments.get("sample_weight") is not None and arguments.get("y") is None:
+            arguments["y"] = _placeholder_y(arguments["sample_weight"])
+        if validation_weights and validation[1] is None:
+            arguments["validation_data"] = (
+                validation[0], _placeholder_y(validation[2]), validation[2]
+            )
+        return arguments

@@ -25,20 +25,44 @@ TensorFlow's common-subexpression elimination computes it once: forward mode the
 tangent operations only, not a second evaluation of xi. (Noise drawn from a
 :class:`~tfgames.Game`'s seed generator is the exception: the second pass replays it from a
 snapshot, so what depends on it is computed twice; see ``Game._checked_losses``.)
+
+Exactness on Keras layers (tests/test_products_exact.py checks every claim here against
+central finite differences of xi in float64):
+
+- Normalisation statistics. Keras' TensorFlow backend computes moments with ``tf.nn.moments``,
+  whose variance is ``mean((x - stop_gradient(mean))^2)``: first derivatives are exact, second
+  derivatives are not (BatchNormalization(training=True), LayerNormalization,
+  GroupNormalization). Every loss evaluation here runs inside :func:`exact_moments`, which
+  swaps in the same computation without the ``stop_gradient`` (same forward values).
+- Random streams. Forward mode evaluates the losses twice. The first evaluation's variable
+  updates (every ``keras.random.SeedGenerator`` state it advanced, BatchNorm statistics) are
+  applied only after the second one, so both read the same seed states and draw the same
+  noise (layers' own generators such as ``Dropout(seed=7)``'s, ``keras.random`` with a
+  generator or ``seed=None``), and the updates are applied once. TensorFlow's stateful random
+  ops (``tf.random.uniform``, ``tf.random.normal``, ``tf.nn.dropout``, ``tf.random.Generator``,
+  ...) cannot be replayed: forward mode detects them in the first evaluation and raises
+  :class:`UnreplayableRandomnessError` before any state changes; the double-backward mode,
+  which evaluates the losses once, is exact with them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Callable, Literal, Mapping, NamedTuple, Sequence
 
 import keras
 import tensorflow as tf
+from keras.src.backend.tensorflow import nn as _keras_tf_nn
+from tensorflow.python.framework import op_callbacks as _op_callbacks
+from tensorflow.python.framework import op_def_registry as _op_def_registry
 
 __all__ = [
     "HVP_MODES",
     "GameProducts",
+    "UnreplayableRandomnessError",
     "dot",
+    "exact_moments",
     "game_products",
     "norm",
     "read_value",
@@ -48,6 +72,171 @@ __all__ = [
 HVP_MODES = ("forward", "double_backward")
 HvpMode = Literal["forward", "double_backward"]
 LossFn = Callable[[], Mapping[str, tf.Tensor]]
+
+
+class UnreplayableRandomnessError(ValueError):
+    """The losses draw from a random stream that a second evaluation cannot replay."""
+
+
+# -- exact second derivatives of normalisation statistics --------------------------------------
+#: Whether this Keras exposes the function that :func:`exact_moments` replaces (Keras 3.x's
+#: TensorFlow backend, ``keras/src/backend/tensorflow/nn.py``). Without it the normalisation
+#: layers are refused by second-order optimizers (:meth:`tfgames.Game.check_exact`).
+EXACT_MOMENTS_AVAILABLE = callable(getattr(_keras_tf_nn, "_compute_moments", None))
+_moments_lock = threading.Lock()
+_moments_depth = 0
+_keras_compute_moments = getattr(_keras_tf_nn, "_compute_moments", None)
+
+
+def _exact_compute_moments(x, axes, keepdims):
+    """``tf.nn.moments`` without its ``stop_gradient``: the same operations and values,
+    variance = mean((x - mean)^2) differentiated through the mean as well."""
+    with tf.name_scope("moments"):
+        y = tf.cast(x, tf.float32) if x.dtype == tf.float16 else x
+        mean = tf.reduce_mean(y, axes, keepdims=True, name="mean")
+        variance = tf.reduce_mean(
+            tf.math.squared_difference(y, mean), axes, keepdims=True, name="variance"
+        )
+        if not keepdims:
+            mean = tf.squeeze(mean, axes)
+            variance = tf.squeeze(variance, axes)
+        if x.dtype == tf.float16:
+            return tf.cast(mean, tf.float16), tf.cast(variance, tf.float16)
+        return mean, variance
+
+
+@contextlib.contextmanager
+def exact_moments():
+    """Within the context, Keras normalisation statistics have exact second derivatives.
+
+    Keras' TensorFlow backend computes ``ops.moments`` (used by ``BatchNormalization``,
+    ``LayerNormalization`` and ``GroupNormalization``) with ``tf.nn.moments``, whose variance
+    ``mean((x - stop_gradient(mean))^2)`` has exact first derivatives but wrong second ones
+    (the path through the mean is cut; ``tape.jacobian`` shares the defect). The context
+    replaces the backend's ``_compute_moments`` with the same computation without the
+    ``stop_gradient``: forward values are unchanged, Hessian-vector products become exact.
+    tfgames enters it around every evaluation of the losses it differentiates; use it around
+    your own tapes to get the same derivatives.
+
+    The replacement is a module attribute, so while any thread is inside the context every
+    thread's Keras moments are the exact ones (same values; only second derivatives differ).
+    Nested and concurrent uses are counted; the original is restored when the last one exits.
+    """
+    global _moments_depth
+    if not EXACT_MOMENTS_AVAILABLE:
+        yield
+        return
+    with _moments_lock:
+        if _moments_depth == 0:
+            _keras_tf_nn._compute_moments = _exact_compute_moments
+        _moments_depth += 1
+    try:
+        yield
+    finally:
+        with _moments_lock:
+            _moments_depth -= 1
+            if _moments_depth == 0:
+                _keras_tf_nn._compute_moments = _keras_compute_moments
+
+
+# -- stateful random ops: detected, since a second evaluation cannot replay them ----------------
+_RANDOM_OP_TYPES = frozenset({
+    "Multinomial", "NonDeterministicInts", "ParameterizedTruncatedNormal", "RandomCrop",
+    "RandomGamma", "RandomPoisson", "RandomPoissonV2", "RandomShuffle",
+    "RandomStandardNormal", "RandomUniform", "RandomUniformInt", "RngReadAndSkip", "RngSkip",
+    "StatefulRandomBinomial", "StatefulStandardNormal", "StatefulStandardNormalV2",
+    "StatefulTruncatedNormal", "StatefulUniform", "StatefulUniformFullInt",
+    "StatefulUniformInt", "TruncatedNormal",
+})
+
+
+def _is_stateful_random(op_type: str) -> bool:
+    if op_type in _RANDOM_OP_TYPES:
+        return True
+    if "Random" not in op_type and "Rng" not in op_type:
+        return False
+    op_def = _op_def_registry.get(op_type)
+    return bool(op_def is not None and op_def.is_stateful and "Stateless" not in op_type)
+
+
+def _function_definition(name: str, graph):
+    """The FunctionDef called ``name`` (from ``graph``'s library or the eager context)."""
+    try:
+        if graph is not None and hasattr(graph, "_get_function"):
+            function = graph._get_function(name)
+            if function is not None:
+                return function.cached_definition if hasattr(
+                    function, "cached_definition") else function.definition
+        from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+
+        return context.context().get_function_def(name)
+    except Exception:  # noqa: BLE001 - an unknown function is simply not inspected
+        return None
+
+
+def _random_ops_in_function(name: str, graph, seen: set) -> list[str]:
+    """Stateful random op types inside function ``name`` and the functions it calls."""
+    if name in seen:
+        return []
+    seen.add(name)
+    definition = _function_definition(name, graph)
+    if definition is None:
+        return []
+    found = []
+    for node in definition.node_def:
+        if _is_stateful_random(node.op):
+            found.append(node.op)
+        for attr in node.attr.values():
+            callees = [attr.func.name] if attr.HasField("func") else [
+                f.name for f in attr.list.func]
+            for callee in callees:
+                found += _random_ops_in_function(callee, graph, seen)
+        found += _random_ops_in_function(node.op, graph, seen) if node.op.startswith(
+            "__inference") else []
+    return found
+
+
+class _RandomOpWatch:
+    """Records the stateful random ops created (in a graph) or executed (eagerly) inside,
+    looking into the functions that ops call. A TensorFlow op callback, thread-local."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self._seen: set = set()
+
+    def _callback(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
+        del inputs, outputs
+        op_type = op_type.decode() if isinstance(op_type, bytes) else str(op_type)
+        if _is_stateful_random(op_type):
+            self.found.append(op_type if op_name is None else f"{op_type} ({op_name})")
+        elif op_type.startswith("__inference"):  # an eagerly executed tf.function
+            self.found += _random_ops_in_function(op_type, graph, self._seen)
+        elif attrs:
+            for value in attrs[1::2]:  # functional ops: look into the functions they call
+                name = getattr(value, "name", None)
+                if isinstance(name, (str, bytes)) and not isinstance(value, (str, bytes)):
+                    name = name.decode() if isinstance(name, bytes) else name
+                    self.found += _random_ops_in_function(name, graph, self._seen)
+        return None
+
+    def __enter__(self) -> "_RandomOpWatch":
+        _op_callbacks.add_op_callback(self._callback)
+        return self
+
+    def __exit__(self, *args) -> None:
+        _op_callbacks.remove_op_callback(self._callback)
+
+
+def _refuse_unreplayable(found: list[str]) -> None:
+    ops = sorted(set(found))
+    raise UnreplayableRandomnessError(
+        "hvp_mode='forward' evaluates the losses twice and needs both evaluations to draw the "
+        "same random numbers, but the losses use TensorFlow's stateful random ops, which "
+        f"cannot be replayed: {ops[:5]}. Fix: draw the noise with keras.random.* and a "
+        "keras.random.SeedGenerator (e.g. the GameModel's `self.seed_generator`) or with "
+        "tf.random.stateless_* from a seed tensor; or use hvp_mode='double_backward' (one "
+        "evaluation per step, exact with any randomness)."
+    )
 
 
 class GameProducts(NamedTuple):
@@ -75,23 +264,46 @@ class _EvaluationAt(keras.StatelessScope):
     ``apply_updates=True``, applied to the variables on exit, as an evaluation outside the scope
     would have done. A re-evaluation at the same point passes ``apply_updates=False``: its
     updates repeat the first evaluation's, and applying them again would, e.g., move BatchNorm
-    statistics twice per step.
+    statistics twice per step. A first evaluation that another will repeat passes
+    ``apply_updates=False`` too and calls :meth:`apply_updates` after the last one, so that
+    every evaluation reads the same seed-generator states (the same noise).
+
+    Inside, Keras' normalisation statistics have exact second derivatives
+    (:func:`exact_moments`).
     """
 
     def __init__(self, mapping: Sequence[tuple], apply_updates: bool = True) -> None:
         super().__init__(state_mapping=mapping)
-        self._apply_updates = apply_updates
+        self._apply_on_exit = apply_updates
         self._updated: dict[int, keras.Variable] = {}
+        self._moments = None
 
     def add_update(self, update) -> None:
         super().add_update(update)
         self._updated[id(update[0])] = update[0]
 
+    def __enter__(self) -> "_EvaluationAt":
+        self._moments = exact_moments()
+        self._moments.__enter__()
+        try:
+            return super().__enter__()
+        except BaseException:
+            self._moments.__exit__(None, None, None)
+            raise
+
     def __exit__(self, exc_type, *args) -> None:
-        super().__exit__(exc_type, *args)
-        if exc_type is None and self._apply_updates:
-            for variable in self._updated.values():
-                variable.assign(self.get_current_value(variable))
+        try:
+            super().__exit__(exc_type, *args)
+        finally:
+            self._moments.__exit__(None, None, None)
+        if exc_type is None and self._apply_on_exit:
+            self.apply_updates()
+
+    def apply_updates(self) -> None:
+        """Assign the values recorded inside the scope to their variables (once)."""
+        for variable in self._updated.values():
+            variable.assign(self.get_current_value(variable))
+        self._updated = {}
 
 
 def _read_once(variables) -> tuple[list, list[tuple]]:
@@ -183,7 +395,8 @@ def simultaneous_gradient(
     values = [_value(v) for vs in players.values() for v in vs]
     with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
         tape.watch(values)
-        losses = dict(loss_fn())
+        with exact_moments():  # for losses that differentiate inside (unrolled GANs)
+            losses = dict(loss_fn())
     return losses, _player_gradients(tape, losses, players, values)
 
 
@@ -204,7 +417,10 @@ def game_products(
     (default: v = xi, as SGA and consensus need). One reverse pass gives the losses, xi and
     H^T v (and H v by the double-backward trick); in forward mode a second forward pass with a
     ``tf.autodiff.ForwardAccumulator`` (tangents v) gives H v, since forward mode needs v
-    before its forward pass.
+    before its forward pass. Both passes read the same seed-generator states (the first
+    pass's variable updates are applied after the second), and stateful TensorFlow random ops,
+    which no second pass can replay, raise :class:`UnreplayableRandomnessError` in forward
+    mode. Normalisation statistics are differentiated exactly (:func:`exact_moments`).
 
     Args:
       loss_fn: zero-argument callable returning ``{player: scalar loss}``. Every evaluation
@@ -220,7 +436,11 @@ def game_products(
 
     Returns:
       :class:`GameProducts` ``(losses, xi, vector, hv, htv)``; a product not asked for is
-      ``None``.
+      ``None``. Every list holds dense tensors.
+
+    Raises:
+      UnreplayableRandomnessError: forward mode on losses that use stateful TensorFlow random
+        ops (raised before any variable changes).
     """
     if mode not in HVP_MODES:
         raise ValueError(
@@ -237,25 +457,30 @@ def game_products(
             )
         vector = [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
     double_backward = hv and mode == "double_backward"
+    forward = hv and mode == "forward"
+    # In forward mode the first evaluation's updates wait for the second evaluation, so that
+    # both read the same seed states (the same noise), and stateful random ops are refused.
+    scope = _EvaluationAt(mapping, apply_updates=not forward)
+    watch = _RandomOpWatch() if forward else contextlib.nullcontext()
     losses, xi, vector, htv_out, hv_out = _reverse_pass(
-        loss_fn, players, values, mapping, vector, vector_fn or (lambda xs: xs), htv,
+        loss_fn, players, values, scope, watch, vector, vector_fn or (lambda xs: xs), htv,
         double_backward,
     )
-    if hv and mode == "forward":
+    if forward:
+        if watch.found:
+            _refuse_unreplayable(watch.found)
         hv_out = _forward_jvp(loss_fn, players, values, mapping, vector)
+        scope.apply_updates()
     return GameProducts(losses, xi, vector, hv_out, htv_out)
 
 
-def _reverse_pass(loss_fn, players, values, mapping, vector, vector_fn, want_htv, want_hv):
-    """One forward pass at ``values``: losses, xi, v, H^T v (reverse-over-reverse) and, by the
-    double-backward trick, H v; v = vector_fn(xi) of this same pass when not given."""
-    dummies = [tf.zeros_like(x) for x in values] if want_hv else None
+def _reverse_pass(loss_fn, players, values, scope, watch, vector, vector_fn, want_htv,
+                  want_hv):
+    """One forward pass at ``values`` (in ``scope``): losses, xi, v, H^T v
+    (reverse-over-reverse) and, by the double-backward trick, H v; v = vector_fn(xi) of this
+    same pass when not given. Every ``gradient`` call is made outside its own tape's context
+    (TensorFlow warns otherwise); the dummy tape records g(u) = H^T u on its own."""
     with contextlib.ExitStack() as stack:
-        if dummies is not None:
-            dummy_tape = stack.enter_context(
-                tf.GradientTape(watch_accessed_variables=False, persistent=True)
-            )
-            dummy_tape.watch(dummies)
         if want_htv or want_hv:
             outer = stack.enter_context(
                 tf.GradientTape(watch_accessed_variables=False, persistent=True)
@@ -263,32 +488,254 @@ def _reverse_pass(loss_fn, players, values, mapping, vector, vector_fn, want_htv
             outer.watch(values)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
             inner.watch(values)
-            with _EvaluationAt(mapping):
+            with watch, scope:
                 losses = dict(loss_fn())
         xi = _player_gradients(inner, losses, players, values)
         if vector is None:
             vector = [tf.stop_gradient(u) for u in vector_fn([tf.stop_gradient(x) for x in xi])]
-        if dummies is not None:  # g(u) = H^T u, recorded by the dummy tape
+    htv = hv = None
+    if want_hv:  # g(u) = H^T u for a dummy u, recorded; then H v = d<g(u), v>/du
+        dummies = [tf.zeros_like(x) for x in values]
+        with tf.GradientTape(watch_accessed_variables=False) as dummy_tape:
+            dummy_tape.watch(dummies)
             g_of_u = _zeros_for_none(
                 outer.gradient(xi, values, output_gradients=dummies), values
             )
-    htv = hv = None
-    if want_htv:
-        htv = _zeros_for_none(outer.gradient(xi, values, output_gradients=vector), values)
-    if dummies is not None:
-        hv = _zeros_for_none(
+        hv = _dense(_zeros_for_none(
             dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), values
+        ))
+    if want_htv:
+        htv = _dense(
+            _zeros_for_none(outer.gradient(xi, values, output_gradients=vector), values)
         )
     return losses, [tf.stop_gradient(x) for x in xi], vector, htv, hv
+
+
+def _dense(tensors: Sequence) -> list[tf.Tensor]:
+    """Dense tensors (``tf.IndexedSlices``, e.g. an embedding table's, converted)."""
+    return [tf.convert_to_tensor(t) for t in tensors]
 
 
 def _forward_jvp(loss_fn, players, values, mapping, vector) -> list[tf.Tensor]:
     """H v by forward-over-reverse: the JVP of xi along v, in a second forward pass at the
     same ``values`` as the reverse pass (so that its primal part is a common subexpression)."""
-    with tf.autodiff.ForwardAccumulator(values, vector) as accumulator:
-        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
-            tape.watch(values)
-            with _EvaluationAt(mapping, apply_updates=False):
-                losses = dict(loss_fn())
-        xi = _player_gradients(tape, losses, players, values)
-    return [accumulator.jvp(x, unconnected_gradients="zero") for x in xi]
+    try:
+        with tf.autodiff.ForwardAccumulator(values, vector) as accumulator:
+            with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+                tape.watch(values)
+                with _EvaluationAt(mapping, apply_updates=False):
+                    losses = dict(loss_fn())
+            xi = _player_gradients(tape, losses, players, values)
+        return _dense([accumulator.jvp(x, unconnected_gradients="zero") for x in xi])
+    except (NotImplementedError, LookupError, TypeError, ValueError) as error:
+        # The same losses were just evaluated and differentiated in reverse mode, so what
+        # fails here is forward mode itself.
+        raise NotImplementedError(
+            "hvp_mode='forward' cannot differentiate these losses: TensorFlow's forward mode "
+            "(tf.autodiff.ForwardAccumulator) failed on an op that reverse mode handled. The "
+            "usual cause is a Keras RNN layer (LSTM, GRU, SimpleRNN) that is not unrolled, "
+            "whose while_loop forward mode does not support inside tf.function. Use "
+            "hvp_mode='double_backward' (exact on the same layers), or build the RNN with "
+            "unroll=True. TensorFlow said: "
+            f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"
+        ) from error
+
+
+# -- Block products: per-player tangents for the second-order family -------------------------
+# Opponent shaping (LA, LOLA, SOS), competitive gradient descent and LEAD need products with
+# parts of the game Jacobian H: the off-diagonal blocks H_o (H with its diagonal blocks
+# H_ii = grad_i grad_i l_i set to zero), and player-wise products such as LOLA's
+# chi_i = grad_i sum_{j != i} <stop(grad_j l_i), grad_j l_j>. A product "per player" takes,
+# for each player i, its own vector t^(i) and keeps only block i of the result:
+#
+#     player_jvps:  out_i = (H t^(i))_i   = sum_j (grad_j xi_i) t^(i)_j     (forward mode)
+#     player_vjps:  out_i = (H^T u^(i))_i = grad_i sum_j <xi_j, u^(i)_j>   (reverse mode)
+#
+# so H_o v is player_jvps with t^(i) = v minus its block i. Each player costs one pass (one
+# forward-over-reverse or reverse-over-reverse product); H is never formed.
+
+
+def _player_slices(players: Mapping[str, Sequence]) -> list[tuple[str, int, int]]:
+    """``(name, start, stop)`` of each player's block in the flat variable list."""
+    out, start = [], 0
+    for name, variables in players.items():
+        out.append((name, start, start + len(variables)))
+        start += len(variables)
+    return out
+
+
+def cross_gradients(
+    loss_fn: LossFn, players: Mapping[str, Sequence]
+) -> tuple[dict[str, tf.Tensor], list[list[tf.Tensor]]]:
+    """Every player's loss differentiated with respect to every parameter.
+
+    ``grads[i] = grad_w l_i`` (a flat list aligned with the variables, zeros where l_i does
+    not depend on a variable); the simultaneous gradient is xi_i = block i of ``grads[i]`` and
+    the cross gradients grad_j l_i (j != i) are LOLA's opponent terms. One forward pass, one
+    backward pass per player; the evaluation's variable updates (e.g. BatchNorm statistics) are
+    applied once.
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``.
+      players: ``{player: [variables]}`` in a fixed order.
+
+    Returns:
+      ``(losses, grads)``.
+    """
+    variables = [v for vs in players.values() for v in vs]
+    values, mapping = _read_once(variables)
+    with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+        tape.watch(values)
+        with _EvaluationAt(mapping):
+            losses = dict(loss_fn())
+    grads = []
+    for name in players:
+        g = tape.gradient(losses[name], values, unconnected_gradients="zero")
+        grads.append([tf.stop_gradient(x) for x in g])
+    return losses, grads
+
+
+def player_jvps(
+    loss_fn: LossFn,
+    players: Mapping[str, Sequence],
+    tangents: Sequence[Sequence[tf.Tensor | None]],
+) -> list[tf.Tensor]:
+    """out_i = (H t^(i))_i = sum_j (grad_j xi_i) t^(i)_j for each player i, in forward mode.
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``; evaluated once per
+        player (its variable updates are not applied: they repeat the step's first evaluation).
+      players: ``{player: [variables]}`` in a fixed order.
+      tangents: one flat list per player, aligned with the variables; ``None`` entries are
+        zero tangents (those variables are not watched at all).
+
+    Returns:
+      The flat list of the players' blocks ``[out_1..., out_2..., ...]``.
+    """
+    variables = [v for vs in players.values() for v in vs]
+    if len(tangents) != len(players):
+        raise ValueError(
+            f"`tangents` must hold one list per player ({len(players)}). "
+            f"Received: {len(tangents)} lists."
+        )
+    out: list[tf.Tensor] = []
+    for (name, start, stop), tangent in zip(_player_slices(players), tangents):
+        values, mapping = _read_once(variables)
+        own = list(values[start:stop])
+        keep = [k for k, t in enumerate(tangent) if t is not None]
+        if not keep:
+            out.extend(tf.zeros_like(x) for x in own)
+            continue
+        primals = [values[k] for k in keep]
+        directions = [tf.stop_gradient(tf.cast(tangent[k], values[k].dtype)) for k in keep]
+        with tf.autodiff.ForwardAccumulator(primals, directions) as accumulator:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(own)
+                with _EvaluationAt(mapping, apply_updates=False):
+                    losses = dict(loss_fn())
+            xi_i = tape.gradient(losses[name], own, unconnected_gradients="zero")
+        out.extend(accumulator.jvp(x, unconnected_gradients="zero") for x in xi_i)
+    return out
+
+
+def player_vjps(
+    loss_fn: LossFn,
+    players: Mapping[str, Sequence],
+    cotangents: Sequence[Sequence[tf.Tensor | None]],
+) -> list[tf.Tensor]:
+    """out_i = (H^T u^(i))_i = grad_i sum_j <xi_j, u^(i)_j> for each player i (reverse mode).
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``; evaluated once per
+        player (its variable updates are not applied).
+      players: ``{player: [variables]}`` in a fixed order.
+      cotangents: one flat list per player, aligned with the variables; ``None`` entries are
+        zero (a player j whose block of u^(i) is all ``None`` is not differentiated).
+
+    Returns:
+      The flat list of the players' blocks.
+    """
+    variables = [v for vs in players.values() for v in vs]
+    if len(cotangents) != len(players):
+        raise ValueError(
+            f"`cotangents` must hold one list per player ({len(players)}). "
+            f"Received: {len(cotangents)} lists."
+        )
+    slices = _player_slices(players)
+    out: list[tf.Tensor] = []
+    for (_, start, stop), cotangent in zip(slices, cotangents):
+        values, mapping = _read_once(variables)
+        own = list(values[start:stop])
+        with tf.GradientTape(watch_accessed_variables=False) as outer:
+            outer.watch(own)
+            with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
+                inner.watch(values)
+                with _EvaluationAt(mapping, apply_updates=False):
+                    losses = dict(loss_fn())
+            terms = []
+            for name_j, start_j, stop_j in slices:
+                keep = [k for k in range(start_j, stop_j) if cotangent[k] is not None]
+                if not keep:
+                    continue
+                grads = inner.gradient(
+                    losses[name_j], [values[k] for k in keep], unconnected_gradients="zero"
+                )
+                terms.extend(
+                    tf.reduce_sum(g * tf.stop_gradient(tf.cast(cotangent[k], g.dtype)))
+                    for g, k in zip(grads, keep)
+                )
+            total = tf.add_n(terms) if terms else None  # recorded by the outer tape
+        if total is None:
+            out.extend(tf.zeros_like(x) for x in own)
+            continue
+        out.extend(outer.gradient(total, own, unconnected_gradients="zero"))
+    return out
+
+
+def _without_own_block(players, vector) -> list[list[tf.Tensor | None]]:
+    """For each player i, ``vector`` with player i's block replaced by ``None``."""
+    return [
+        [None if start <= k < stop else t for k, t in enumerate(vector)]
+        for _, start, stop in _player_slices(players)
+    ]
+
+
+def off_diagonal_hv(
+    loss_fn: LossFn, players: Mapping[str, Sequence], vector: Sequence[tf.Tensor]
+) -> list[tf.Tensor]:
+    """H_o v, the off-diagonal blocks of the game Jacobian times v: (H_o v)_i =
+    sum_{j != i} (grad_j xi_i) v_j. One forward-mode pass per player (:func:`player_jvps`)."""
+    return player_jvps(loss_fn, players, _without_own_block(players, vector))
+
+
+def off_diagonal_htv(
+    loss_fn: LossFn, players: Mapping[str, Sequence], vector: Sequence[tf.Tensor]
+) -> list[tf.Tensor]:
+    """H_o^T v: (H_o^T v)_i = grad_i sum_{j != i} <xi_j, v_j>. One reverse-over-reverse pass
+    per player (:func:`player_vjps`); LEAD's coupling term."""
+    return player_vjps(loss_fn, players, _without_own_block(players, vector))
+
+
+def lola_chi(
+    loss_fn: LossFn, players: Mapping[str, Sequence], grads: Sequence[Sequence[tf.Tensor]]
+) -> list[tf.Tensor]:
+    """chi_i = grad_i sum_{j != i} <stop(grad_j l_i), grad_j l_j>, LOLA's shaping term.
+
+    Foerster et al., "Learning with Opponent-Learning Awareness", AAMAS 2018, in the n-player
+    form of Letcher et al., "Stable Opponent Shaping in Differentiable Games", ICLR 2019.
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``.
+      players: ``{player: [variables]}`` in a fixed order.
+      grads: ``grads[i] = grad_w l_i`` (:func:`cross_gradients`, all-reduced under a
+        distribution strategy); its off-diagonal blocks are the constants grad_j l_i.
+
+    Returns:
+      chi as a flat list aligned with the variables.
+    """
+    return player_vjps(
+        loss_fn, players, [
+            [None if start <= k < stop else t for k, t in enumerate(g)]
+            for (_, start, stop), g in zip(_player_slices(players), grads)
+        ],
+    )

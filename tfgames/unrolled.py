@@ -1,27 +1,8 @@
-"""Unrolled optimisation: a player's parameters after K differentiable optimizer steps.
+"""The unrolled GAN game (Metz et al. 2017) as a :class:`tfgames.GameModel`.
 
-Unrolled GANs (Metz et al. 2017) train the generator against the discriminator it would face
-after K more discriminator updates. With theta_D^0 = theta_D and U the discriminator
-optimizer's update rule (state s_0 = the optimizer's current state),
-
-    theta_D^{k+1}, s_{k+1} = U(theta_D^k, grad_{theta_D} l_D(theta_G, theta_D^k), s_k),
-    k = 0, ..., K - 1,
-
-the generator minimises l_G(theta_G, theta_D^K(theta_G)) and its gradient is the total
-derivative d/d theta_G, which runs back through the K updates (second derivatives of l_D).
-The discriminator still descends its own loss at theta_D; only the generator looks ahead.
-
-Keras 3 runs a layer at given parameter values with ``layer.stateless_call`` (used by
-:func:`functional_call`), but ``Optimizer.stateless_apply`` raises on the TensorFlow backend,
-and ``Optimizer.apply`` assigns to variables, which cuts the gradient. The updates U are
-therefore written here as functions of tensors, :func:`sgd_update` and :func:`adam_update`,
-matching ``keras.optimizers.SGD`` and ``keras.optimizers.Adam`` step for step (tests compare
-them with the Keras optimizers). Python-float hyperparameters are used exactly, while Keras
-rounds some of them (the learning rate, Adam's betas in the bias correction, SGD's momentum)
-through float32: in float64 the two agree to float32 precision unless the hyperparameters
-are float32-representable; in float32 they agree to rounding. :func:`unroll_variables` starts from the Keras optimizer's
-*current* state (Adam moments and step count, SGD momentum), as the seed notebook's graph
-rewrite of the Keras updates did, and never changes that state.
+The generator descends its loss against the discriminator it would face after K more
+discriminator updates, differentiated through those updates (the math is in
+:mod:`tfgames.unrolling`, re-exported here as in tfgames 0.1).
 
 References:
     Metz, Poole, Pfau and Sohl-Dickstein (2017). Unrolled generative adversarial networks.
@@ -30,12 +11,21 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable
 
 import keras
 import tensorflow as tf
 
+from tfgames.losses import saddle_loss
 from tfgames.model import GameModel
+from tfgames.unrolling import (
+    AdamState,
+    adam_update,
+    check_unrollable,
+    functional_call,
+    sgd_update,
+    unroll_variables,
+)
 
 __all__ = [
     "AdamState",
@@ -47,280 +37,8 @@ __all__ = [
     "unroll_variables",
 ]
 
-_UNSUPPORTED_OPTIONS = (
-    "weight_decay",
-    "clipnorm",
-    "clipvalue",
-    "global_clipnorm",
-    "use_ema",
-    "gradient_accumulation_steps",
-    "loss_scale_factor",
-)
-
-
-class AdamState(NamedTuple):
-    """Adam's state: ``iterations`` t (updates applied so far), first and second moments."""
-
-    iterations: tf.Tensor
-    m: list[tf.Tensor]
-    v: list[tf.Tensor]
-
-
-def _scalar(value: float | tf.Tensor, dtype: tf.DType) -> tf.Tensor:
-    """A hyperparameter in ``dtype``: Python floats exactly (tf.cast would round via float32)."""
-    if isinstance(value, (tf.Tensor, tf.Variable, keras.Variable)):
-        return tf.cast(value, dtype)
-    return tf.constant(value, dtype)
-
-
-def sgd_update(
-    values: Sequence[tf.Tensor],
-    grads: Sequence[tf.Tensor],
-    velocities: Sequence[tf.Tensor] | None = None,
-    *,
-    learning_rate: float | tf.Tensor,
-    momentum: float = 0.0,
-    nesterov: bool = False,
-) -> tuple[list[tf.Tensor], list[tf.Tensor] | None]:
-    """One SGD step on tensors, as ``keras.optimizers.SGD``.
-
-        momentum = 0:  w <- w - eta g
-        momentum > 0:  u <- mu u - eta g;  w <- w + u             (nesterov=False)
-                                            w <- w + mu u - eta g  (nesterov=True)
-
-    with eta = ``learning_rate``, mu = ``momentum``, u = ``velocities``, g = ``grads``.
-
-    Args:
-      values: the parameters w.
-      grads: their gradients g, aligned with ``values``.
-      velocities: the momentum buffers u (ignored, may be None, when momentum = 0).
-      learning_rate: eta.
-      momentum: mu >= 0.
-      nesterov: Nesterov momentum.
-
-    Returns:
-      ``(new values, new velocities)``; velocities are None when momentum = 0.
-    """
-    if momentum == 0:
-        return [w - _scalar(learning_rate, w.dtype) * g for w, g in zip(values, grads)], None
-    new_values, new_velocities = [], []
-    for w, g, u in zip(values, grads, velocities):
-        eta, mu = _scalar(learning_rate, w.dtype), _scalar(momentum, w.dtype)
-        u = mu * u - eta * g
-        new_values.append(w + mu * u - eta * g if nesterov else w + u)
-        new_velocities.append(u)
-    return new_values, new_velocities
-
-
-def adam_update(
-    values: Sequence[tf.Tensor],
-    grads: Sequence[tf.Tensor],
-    state: AdamState,
-    *,
-    learning_rate: float | tf.Tensor,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-) -> tuple[list[tf.Tensor], AdamState]:
-    """One Adam step on tensors, as ``keras.optimizers.Adam`` (Kingma and Ba 2015).
-
-        t <- t + 1
-        m <- m + (1 - beta_1) (g - m);  v <- v + (1 - beta_2) (g^2 - v)
-        w <- w - alpha m / (sqrt(v) + epsilon),  alpha = eta sqrt(1 - beta_2^t) / (1 - beta_1^t)
-
-    with eta = ``learning_rate`` and (t, m, v) = ``state``. This is Keras' (and TF1's)
-    placement of epsilon, outside the bias correction of v.
-
-    Args:
-      values: the parameters w.
-      grads: their gradients g, aligned with ``values``.
-      state: the step count t and the moments m, v, aligned with ``values``.
-      learning_rate: eta.
-      beta_1: decay of the first moment.
-      beta_2: decay of the second moment.
-      epsilon: the denominator's offset.
-
-    Returns:
-      ``(new values, new state)``.
-    """
-    new_values, new_m, new_v = [], [], []
-    for w, g, m, v in zip(values, grads, state.m, state.v):
-        t = tf.cast(state.iterations + 1, w.dtype)
-        b1, b2 = _scalar(beta_1, w.dtype), _scalar(beta_2, w.dtype)
-        alpha = (_scalar(learning_rate, w.dtype) * tf.sqrt(1.0 - tf.pow(b2, t))
-                 / (1.0 - tf.pow(b1, t)))
-        m = m + (g - m) * (1.0 - b1)
-        v = v + (tf.square(g) - v) * (1.0 - b2)
-        new_values.append(w - alpha * m / (tf.sqrt(v) + _scalar(epsilon, w.dtype)))
-        new_m.append(m)
-        new_v.append(v)
-    return new_values, AdamState(state.iterations + 1, new_m, new_v)
-
-
-def functional_call(layer: keras.layers.Layer, values: Sequence[tf.Tensor],
-                    **call_kwargs: Any) -> Callable[..., Any]:
-    """``layer`` as a function of its trainable parameters: ``f(x) = layer(x; values)``.
-
-    Uses ``layer.stateless_call`` with the layer's current non-trainable values (e.g. batch
-    normalisation statistics), which are read but not updated. Gradients flow to ``values``.
-
-    Args:
-      layer: a built Keras layer or model.
-      values: one tensor per ``layer.trainable_variables``, in that order.
-      **call_kwargs: keyword arguments of every call, e.g. ``training=True``.
-
-    Returns:
-      A callable ``f(*args, **kwargs)`` returning the layer's outputs.
-    """
-    variables = layer.trainable_variables
-    if len(values) != len(variables):
-        raise ValueError(
-            f"functional_call needs one value per trainable variable of {layer.name!r}: "
-            f"{len(variables)} variables, received {len(values)} values. Pass "
-            "[v.value for v in layer.trainable_variables] or tensors of the same shapes."
-        )
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        non_trainable = [v.value for v in layer.non_trainable_variables]
-        outputs, _ = layer.stateless_call(list(values), non_trainable, *args,
-                                          **{**call_kwargs, **kwargs})
-        return outputs
-
-    return call
-
-
-def _check_unrollable(optimizer: Any) -> None:
-    if not isinstance(optimizer, (keras.optimizers.SGD, keras.optimizers.Adam)) or isinstance(
-        optimizer, (keras.optimizers.AdamW,)
-    ):
-        raise TypeError(
-            "unroll_variables writes the optimizer's update as tensors and supports "
-            "keras.optimizers.SGD (with or without momentum) and keras.optimizers.Adam. "
-            f"Received: an object of type {type(optimizer).__name__}. Pass one of those for "
-            "the unrolled player."
-        )
-    if getattr(optimizer, "amsgrad", False):
-        raise ValueError(
-            "unroll_variables supports Adam without AMSGrad. Received: amsgrad=True. Use "
-            "keras.optimizers.Adam(amsgrad=False)."
-        )
-    for option in _UNSUPPORTED_OPTIONS:
-        value = getattr(optimizer, option, None)
-        if value:
-            raise ValueError(
-                f"unroll_variables applies the plain update of {type(optimizer).__name__}, "
-                f"without `{option}`. Received: {option}={value!r}. Construct the optimizer "
-                f"without `{option}`."
-            )
-
-
-def _slot(optimizer: keras.optimizers.Optimizer, slots: list | None, variable) -> tf.Tensor:
-    """The optimizer's slot for ``variable``, or zeros when it holds none (not built yet)."""
-    if optimizer.built and slots is not None:
-        try:
-            index = optimizer._get_variable_index(variable)
-        except KeyError as error:
-            raise ValueError(
-                f"The optimizer {optimizer.name!r} was built on other variables than "
-                f"{variable.path!r}, so it holds no state for the unrolled player. Pass the "
-                "optimizer that updates that player."
-            ) from error
-        return tf.convert_to_tensor(slots[index].value)
-    return tf.zeros(variable.shape, variable.dtype)
-
-
-def unroll_variables(
-    layer: keras.layers.Layer,
-    loss_fn: Callable[[Callable[..., Any]], tf.Tensor],
-    steps: int,
-    optimizer: keras.optimizers.Optimizer,
-) -> list[tf.Tensor]:
-    """theta^K: ``steps`` differentiable updates of ``layer``'s parameters by ``optimizer``'s rule.
-
-        theta^0 = theta (the layer's current values), s_0 = the optimizer's current state,
-        theta^{k+1}, s_{k+1} = U(theta^k, grad_theta loss_fn(f_{theta^k}), s_k),
-
-    where f_theta = :func:`functional_call` (layer, theta) and U is :func:`sgd_update` or
-    :func:`adam_update` with ``optimizer``'s hyperparameters and current learning rate. The
-    gradients are taken on nested tapes, so an enclosing ``tf.GradientTape`` differentiates
-    theta^K with respect to anything ``loss_fn`` depends on (e.g. the generator's variables
-    through its samples). Neither the layer nor the optimizer is modified; an optimizer that is
-    not built yet contributes a zero state (t = 0, zero moments). ``steps = 0`` returns the
-    current values.
-
-    Args:
-      layer: the unrolled player, a built Keras layer or model (the discriminator).
-      loss_fn: the player's loss as a function of a callable that runs ``layer`` with the
-        unrolled parameters, ``loss_fn(d) -> scalar``; it must use the same batch and noise
-        at every call.
-      steps: K >= 0.
-      optimizer: the ``keras.optimizers.SGD`` or ``keras.optimizers.Adam`` that updates
-        ``layer`` (the state is read from it); without weight decay, clipping, EMA or
-        gradient accumulation.
-
-    Returns:
-      theta^K, one tensor per ``layer.trainable_variables``.
-
-    Example:
-      >>> d_values = unroll_variables(
-      ...     discriminator, lambda d: d_loss(d(x_real), d(generator(z))), 5, d_optimizer)
-      >>> g_loss = -d_loss(functional_call(discriminator, d_values)(x_real), ...)
-
-    References:
-      Metz et al. (2017). Unrolled generative adversarial networks. ICLR.
-    """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(
-            f"Argument `steps` must be an integer >= 0 (the number of unrolled updates). "
-            f"Received: steps={steps!r}"
-        )
-    _check_unrollable(optimizer)
-    variables = list(layer.trainable_variables)
-    if not variables:
-        raise ValueError(
-            f"Layer {layer.name!r} has no trainable variables to unroll. Build it first (call "
-            "it on a batch or give it an Input)."
-        )
-    values = [tf.identity(v.value) for v in variables]
-    if steps == 0:
-        return values
-    learning_rate = optimizer.learning_rate
-    if isinstance(optimizer, keras.optimizers.Adam):
-        state = AdamState(
-            tf.cast(optimizer.iterations, tf.int64),
-            [_slot(optimizer, getattr(optimizer, "_momentums", None), v) for v in variables],
-            [_slot(optimizer, getattr(optimizer, "_velocities", None), v) for v in variables],
-        )
-    else:
-        momentum = float(optimizer.momentum)
-        state = (
-            [_slot(optimizer, getattr(optimizer, "momentums", None), v) for v in variables]
-            if momentum else None
-        )
-    for _ in range(steps):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(values)
-            loss = loss_fn(functional_call(layer, values))
-        grads = tape.gradient(loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        if isinstance(optimizer, keras.optimizers.Adam):
-            values, state = adam_update(
-                values, grads, state, learning_rate=learning_rate, beta_1=optimizer.beta_1,
-                beta_2=optimizer.beta_2, epsilon=optimizer.epsilon,
-            )
-        else:
-            values, state = sgd_update(
-                values, grads, state, learning_rate=learning_rate, momentum=momentum,
-                nesterov=bool(optimizer.nesterov),
-            )
-    return values
-
-
-def gan_saddle_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
-    """L = -E log sigmoid(D(x)) - E log(1 - sigmoid(D(G(z)))) (sigmoid cross-entropy), = -f."""
-    bce = tf.nn.sigmoid_cross_entropy_with_logits
-    return tf.reduce_mean(bce(tf.ones_like(real_logits), real_logits)) + tf.reduce_mean(
-        bce(tf.zeros_like(fake_logits), fake_logits)
-    )
+#: The saddle objective L of the unrolled GAN (:func:`tfgames.losses.saddle_loss`).
+gan_saddle_loss = saddle_loss
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -375,7 +93,7 @@ class UnrolledGAN(GameModel):
                 f"Argument `latent_dim` must be an integer >= 1. Received: latent_dim={latent_dim!r}"
             )
         if unroll_optimizer is not None:
-            _check_unrollable(unroll_optimizer)
+            check_unrollable(unroll_optimizer)
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -391,7 +109,7 @@ class UnrolledGAN(GameModel):
         if self.unroll_optimizer is not None:
             return self.unroll_optimizer
         optimizer = self.optimizer
-        per_player = getattr(optimizer, "optimizers", None)
+        per_player = getattr(optimizer, "player_optimizers", None)
         if isinstance(per_player, dict) and "discriminator" in per_player:
             optimizer = per_player["discriminator"]
         if optimizer is None:
@@ -399,7 +117,7 @@ class UnrolledGAN(GameModel):
                 "UnrolledGAN needs the discriminator's optimizer to unroll: compile the model "
                 "first, or pass unroll_optimizer=..."
             )
-        _check_unrollable(optimizer)
+        check_unrollable(optimizer)
         return optimizer
 
     def compile(self, optimizer: Any = "rmsprop", **kwargs: Any) -> None:
@@ -433,23 +151,28 @@ class UnrolledGAN(GameModel):
         return {"discriminator": loss, "generator": -unrolled}
 
     def get_config(self) -> dict[str, Any]:
-        if self.unroll_optimizer is not None:
-            raise ValueError(
-                "An UnrolledGAN with an explicit `unroll_optimizer` cannot be serialized (the "
-                "optimizer's state belongs to the training run). Leave unroll_optimizer=None "
-                "to unroll with the discriminator's optimizer from compile."
-            )
+        """The sub-models, K, the latent size and the ``unroll_optimizer``'s configuration.
+
+        An explicit ``unroll_optimizer`` is saved by its configuration (its update rule); its
+        state is not part of the model: one that also steps a player is saved with the
+        model's optimizer, and one that only defines the unrolled rule has none.
+        """
+        unroll_optimizer = self.unroll_optimizer
         return {
             **super().get_config(),
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim,
             "unroll_steps": self.unroll_steps,
+            "unroll_optimizer": None if unroll_optimizer is None
+            else keras.optimizers.serialize(unroll_optimizer),
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "UnrolledGAN":
+    def from_config(cls, config: dict[str, Any]) -> UnrolledGAN:
         config = dict(config)
         for key in ("generator", "discriminator"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
+        if config.get("unroll_optimizer") is not None:
+            config["unroll_optimizer"] = keras.optimizers.deserialize(config["unroll_optimizer"])
         return cls(**config)

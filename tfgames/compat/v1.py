@@ -130,6 +130,8 @@ class RMSPropOptimizer(keras.optimizers.Optimizer):
     Example:
       >>> import tfgames
       >>> opt = tfgames.compat.v1.RMSPropOptimizer(1e-4)  # was tf.train.RMSPropOptimizer(1e-4)
+      >>> opt.get_config()["epsilon"]  # TF1's default, not Keras' 1e-7
+      1e-10
     """
 
     def __init__(
@@ -257,6 +259,8 @@ class SymplecticOptimizer(SGA):
     Example:
       >>> import tfgames
       >>> opt = tfgames.compat.v1.SymplecticOptimizer(1e-4)  # seed: SymplecticOptimizer(1e-4)
+      >>> type(opt.inner_optimizer).__name__  # the seed wraps TF1 RMSProp
+      'RMSPropOptimizer'
     """
 
     def __init__(
@@ -353,6 +357,8 @@ class AdamirrorOptimizer(Adamirror):
     Example:
       >>> import tfgames
       >>> opt = tfgames.compat.v1.AdamirrorOptimizer(1e-4)  # seed: AdamirrorOptimizer(lr)
+      >>> opt.get_config()["epsilon"]  # TF1 Adam's default
+      1e-08
     """
 
     def __init__(

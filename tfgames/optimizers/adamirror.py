@@ -108,7 +108,11 @@ class Adamirror(keras.optimizers.Optimizer):
 
     Example:
       >>> import tfgames
-      >>> opt = tfgames.Adamirror(2e-4, beta_1=0.5, beta_2=0.9)
+      >>> model = tfgames.games.Bilinear()  # f = x * y from (1, 1)
+      >>> model.compile(optimizer=tfgames.Adamirror(0.1, beta_1=0.0))
+      >>> _ = model.fit(tfgames.datasets.step_dataset(300), verbose=0)
+      >>> model.distance_to_equilibrium() < 0.01  # Adam itself ends farther than it started
+      True
     """
 
     def __init__(

@@ -9,7 +9,13 @@ import tensorflow as tf
 
 from tfgames import products
 from tfgames.game import Game
-from tfgames.optimizers.base import GameOptimizer, all_reduce_sum, num_replicas
+from tfgames.optimizers.base import (
+    GameOptimizer,
+    all_reduce_sum,
+    as_real,
+    num_replicas,
+    positional_hyperparameters,
+)
 
 __all__ = ["Consensus"]
 
@@ -30,7 +36,8 @@ class Consensus(GameOptimizer):
     Args:
       inner_optimizer: Keras optimizer applying the direction.
       gamma: gamma >= 0, the weight of the Hamiltonian's gradient.
-      name: the optimizer's name.
+      name: the optimizer's name; ``None`` derives one from the class name.
+      **kwargs: Keras' base optimizer arguments are refused: set them on the inner optimizer.
 
     References:
       Mescheder, Nowozin, Geiger. The Numerics of GANs. NeurIPS 2017.
@@ -41,12 +48,22 @@ class Consensus(GameOptimizer):
     def __init__(
         self,
         inner_optimizer: keras.optimizers.Optimizer,
+        *args: Any,
         gamma: float = 10.0,
-        name: str = "consensus",
-        **kwargs,
+        name: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        if not isinstance(gamma, (int, float)) or gamma < 0:
-            raise ValueError(f"Argument `gamma` must be a number >= 0. Received: gamma={gamma!r}.")
+        # Keyword-only since 0.2; 0.1's positional order still works, with a warning.
+        given = positional_hyperparameters(
+            "Consensus", args, ("gamma", "name"), {"gamma": gamma, "name": name},
+            {"gamma": 10.0, "name": None},
+        )
+        gamma, name = given["gamma"], given["name"]
+        if as_real(gamma) is None or as_real(gamma) < 0:
+            raise ValueError(
+                f"Argument `gamma` must be a number >= 0. Received: gamma={gamma!r}. Pass a "
+                "finite number (Python or NumPy), e.g. gamma=10.0."
+            )
         super().__init__(inner_optimizer, name=name, **kwargs)
         self.gamma = float(gamma)
 
@@ -54,7 +71,7 @@ class Consensus(GameOptimizer):
         p = game.products(None, hv=False, htv=True, vector_fn=all_reduce_sum)
         htv = all_reduce_sum(p.htv)
         share = self.gamma / num_replicas()
-        direction = [x + tf.cast(share, x.dtype) * h for x, h in zip(p.xi, htv)]
+        direction = [x + tf.constant(share, x.dtype) * h for x, h in zip(p.xi, htv)]
         diagnostics = {
             "xi_norm": products.norm(p.vector),
             "htxi_norm": products.norm(htv),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -10,14 +10,21 @@ import tensorflow as tf
 from tfgames import products
 from tfgames.game import Game
 from tfgames.optimizers.base import (
-    GameOptimizer, StepResult, WrapsInnerOptimizer, apply_after, check_optimizer)
+    StepResult,
+    WrapperOptimizer,
+    as_count,
+    as_real,
+    positional_hyperparameters,
+    simultaneous_step,
+    steps_game,
+)
 from tfgames.optimizers.per_player import bind_players
 
 __all__ = ["Lookahead"]
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
-class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
+class Lookahead(WrapperOptimizer):
     """Lookahead-minmax: every k steps, phi <- phi + alpha (w - phi) and w <- phi.
 
     w are the fast weights, moved at every step by ``inner_optimizer``; phi are the slow
@@ -38,13 +45,17 @@ class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
 
     The slow weights are optimizer variables, saved with the optimizer; :attr:`iterations`
     counts Lookahead's steps (the position in the k-cycle); ``learning_rate`` is the inner
-    optimizer's. With ``k=1, alpha=1`` the update is the inner optimizer's.
+    optimizer's (readable and settable, so Keras' learning-rate callbacks reach it; with a
+    :class:`tfgames.PerPlayer` inside, ``optimizers`` lists every player's). With ``k=1,
+    alpha=1`` the update is the inner optimizer's.
 
     Args:
       inner_optimizer: the optimizer of the fast weights.
-      k: the number of fast steps between synchronisations, an integer >= 1.
-      alpha: the slow weights' step towards the fast ones, in (0, 1].
-      name: the optimizer's name.
+      k: the number of fast steps between synchronisations, an integer >= 1 (keyword-only;
+        by position it still works, with a ``DeprecationWarning``).
+      alpha: the slow weights' step towards the fast ones, in (0, 1] (keyword-only).
+      name: the optimizer's name; ``None`` derives one from the class name.
+      **kwargs: Keras' base optimizer arguments are refused: set them on the inner optimizer.
 
     References:
       Chavdarova, Pagliardini, Stich, Fleuret, Jaggi. Taming GANs with Lookahead-Minmax.
@@ -53,58 +64,50 @@ class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
 
     Example:
       >>> import keras, tfgames
-      >>> opt = tfgames.Lookahead(keras.optimizers.Adam(2e-4, beta_1=0.0), k=5, alpha=0.5)
+      >>> opt = tfgames.Lookahead(tfgames.Extragradient(keras.optimizers.SGD(0.2)), k=5, alpha=0.5)
+      >>> model = tfgames.games.Bilinear()  # f = x * y from (1, 1)
+      >>> model.compile(optimizer=opt)
+      >>> _ = model.fit(tfgames.datasets.step_dataset(300), verbose=0)
+      >>> model.distance_to_equilibrium() < 1e-3
+      True
     """
 
     def __init__(
         self,
         inner_optimizer: keras.optimizers.Optimizer,
+        *args: Any,
         k: int = 5,
         alpha: float = 0.5,
-        *,
-        name: str = "lookahead",
+        name: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        check_optimizer(inner_optimizer, "inner_optimizer")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        given = positional_hyperparameters(
+            "Lookahead", args, ("k", "alpha"), {"k": k, "alpha": alpha},
+            {"k": 5, "alpha": 0.5},
+        )
+        k, alpha = given["k"], given["alpha"]
+        steps = as_count(k)
+        if steps is None or steps < 1:
             raise ValueError(
                 f"Argument `k` (fast steps per synchronisation) must be an integer >= 1. "
                 f"Received: k={k!r}."
             )
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        fraction = as_real(alpha)
+        if fraction is None or not 0 < fraction <= 1:
             raise ValueError(
                 "Argument `alpha` (the slow weights' step) must be in (0, 1]: 0 would never "
                 f"move the slow weights. Received: alpha={alpha!r}."
             )
-        super().__init__(learning_rate=0.0, name=name)
-        self.inner_optimizer = inner_optimizer
-        self.k = int(k)
-        self.alpha = float(alpha)
+        super().__init__(inner_optimizer, name=name, **kwargs)
+        self.k = steps
+        self.alpha = fraction
 
-    @property
-    def diagnostic_names(self) -> tuple[str, ...]:
-        """The inner optimizer's diagnostics."""
-        return tuple(getattr(self.inner_optimizer, "diagnostic_names", ()))
-
-    # -- Keras optimizer plumbing (as LossScaleOptimizer) ------------------------------------
     def build(self, var_list: list) -> None:
         """Build the inner optimizer and one slow-weight slot per variable."""
         if self.built:
             return
-        if not self.inner_optimizer.built:
-            self.inner_optimizer.build(var_list)
         super().build(var_list)
         self._slow_weights = self.add_optimizer_variables(var_list, "slow")
-
-    @property
-    def iterations(self):
-        """Lookahead steps taken (the position in the cycle of k fast steps)."""
-        return self._iterations
-
-    def scale_loss(self, loss):
-        return self.inner_optimizer.scale_loss(loss)
-
-    def finalize_variable_values(self, var_list) -> None:
-        self.inner_optimizer.finalize_variable_values(var_list)
 
     # -- the lookahead step -------------------------------------------------------------------
     def _slots(self, variables: list) -> list:
@@ -129,7 +132,8 @@ class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
             for slow, variable in zip(slots, variables):
                 fast = products.read_value(variable)
                 value = tf.convert_to_tensor(slow)
-                value = value + tf.cast(self.alpha, value.dtype) * (fast - value)
+                # alpha in the variables' dtype (tf.cast of a Python float rounds via float32)
+                value = value + tf.constant(self.alpha, value.dtype) * (fast - value)
                 slow.assign(value)
                 variable.assign(value)
 
@@ -139,9 +143,7 @@ class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
 
     def apply(self, grads, trainable_variables=None) -> None:
         """One inner step on ``grads``, then the lookahead synchronisation if due."""
-        if isinstance(self.inner_optimizer, GameOptimizer) or (
-            getattr(self.inner_optimizer, "schedule", "simultaneous") != "simultaneous"
-        ):
+        if steps_game(self.inner_optimizer):
             raise TypeError(
                 f"The inner optimizer {type(self.inner_optimizer).__name__} needs the game, "
                 "not only gradients. Train a tfgames.GameModel with this Lookahead (it calls "
@@ -156,17 +158,11 @@ class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
         self.inner_optimizer.apply(grads, variables)
         self._synchronise(variables)
 
-    def apply_gradients(self, grads_and_vars) -> None:
-        grads, variables = zip(*grads_and_vars)
-        self.apply(list(grads), list(variables))
-
     def apply_game(self, game: Game) -> StepResult:
-        """One inner step on ``game`` (its ``apply_game`` if it has one), then the sync."""
-        if not hasattr(self.inner_optimizer, "apply_game"):
-            losses, xi = game.gradient()
-            apply_after(self, xi, game.variables, losses)
-            return StepResult(dict(game.last_losses), {})
+        """One inner step on ``game`` (its ``apply_game`` if it steps games), then the sync."""
         bind_players(self.inner_optimizer, game.players)
+        if not steps_game(self.inner_optimizer):
+            return simultaneous_step(self, game)
         if not self.built:
             self.build(game.variables)
         self._initialise(game.variables)
@@ -179,17 +175,6 @@ class Lookahead(WrapsInnerOptimizer, keras.optimizers.Optimizer):
 
     # -- config -------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
-            "k": self.k,
-            "alpha": self.alpha,
-        }
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], custom_objects=None) -> "Lookahead":
-        config = dict(config)
-        inner = keras.saving.deserialize_keras_object(
-            config.pop("inner_optimizer"), custom_objects=custom_objects
-        )
-        return cls(inner, **config)
+        config = super().get_config()
+        config.update(k=self.k, alpha=self.alpha)
+        return config

@@ -62,6 +62,9 @@ class OGD(keras.optimizers.Optimizer):
       >>> import tfgames
       >>> model = tfgames.games.Bilinear()
       >>> model.compile(optimizer=tfgames.OGD(0.1))
+      >>> _ = model.fit(tfgames.datasets.step_dataset(300), verbose=0)
+      >>> round(model.distance_to_equilibrium(), 2)  # from sqrt(2); gradient descent: 6.29
+      0.31
     """
 
     def __init__(

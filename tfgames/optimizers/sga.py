@@ -10,11 +10,55 @@ import tensorflow as tf
 
 from tfgames import products
 from tfgames.game import Game
-from tfgames.optimizers.base import GameOptimizer, all_reduce_sum, num_replicas
+from tfgames.optimizers.base import (
+    GameOptimizer,
+    all_reduce_sum,
+    as_real,
+    num_replicas,
+    positional_hyperparameters,
+)
 
-__all__ = ["NORMALIZERS", "SGA", "sga_adjustment"]
+__all__ = [
+    "AUTO_HVP_MODE",
+    "HVP_MODES",
+    "NORMALIZERS",
+    "SGA",
+    "resolve_hvp_mode",
+    "sga_adjustment",
+]
 
 NORMALIZERS = ("scalars", "tensors")
+
+#: What ``hvp_mode="auto"`` computes H xi with, by the type of device the variables live on.
+#: CPU: measured (``benchmarks/step_time.py``, docs/optimizers/second-order.md#step-time): on
+#: the path users run (noise drawn inside ``compute_losses``) the double-backward trick
+#: executes fewer matrix products than forward mode and evaluates the losses once, and it was
+#: the faster mode at every width and batch measured. Other devices: not measured yet
+#: (``benchmarks/gpu_step_time.py`` measures both); double backward for the same two reasons:
+#: fewer products, and one evaluation of the losses (nothing random to replay).
+AUTO_HVP_MODE = {"CPU": "double_backward"}
+_AUTO_HVP_MODE_ELSEWHERE = "double_backward"
+HVP_MODES = ("auto",) + tuple(products.HVP_MODES)
+
+
+def _device_type(variables) -> str:
+    """"CPU", "GPU", "TPU", ... where the first variable lives (a GPU if there is one and the
+    placement is not known)."""
+    for v in variables:
+        value = getattr(v, "value", v)
+        device = getattr(value, "device", "") or ""
+        if device:
+            return tf.DeviceSpec.from_string(device).device_type or "CPU"
+        break
+    return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def resolve_hvp_mode(hvp_mode: str, variables=()) -> str:
+    """``hvp_mode`` itself, or for ``"auto"`` the mode of :data:`AUTO_HVP_MODE` for the type
+    of device that ``variables`` live on (read when the train step is traced)."""
+    if hvp_mode != "auto":
+        return hvp_mode
+    return AUTO_HVP_MODE.get(_device_type(variables), _AUTO_HVP_MODE_ELSEWHERE)
 
 
 def sga_adjustment(
@@ -55,7 +99,8 @@ def sga_adjustment(
         mult = products.dot(xi, htv) * products.dot(twice_at_xi, htv)
         lam = tf.sign(mult / (2.0 * normalizer) + epsilon) * abs(lambda_)
     else:
-        lam = tf.constant(lambda_, tf.float32)
+        # in float64 games lambda stays float64 (a float32 constant would round it)
+        lam = tf.constant(lambda_, tf.float64 if xi[0].dtype == tf.float64 else tf.float32)
     return twice_at_xi, lam
 
 
@@ -75,11 +120,13 @@ class SGA(GameOptimizer):
     :class:`tfgames.compat.v1.SymplecticOptimizer`). With ``lambda_=0`` the update is exactly
     the inner optimizer's step on xi.
 
-    H xi is computed in forward mode (``hvp_mode="forward"``, a
-    ``tf.autodiff.ForwardAccumulator``; a second forward pass at the same parameter tensors,
-    whose primal part ``tf.function`` computes only once) or by the double-backward trick
-    (``hvp_mode="double_backward"``, one forward pass and three backward passes), for layers
-    that forward mode does not support. H^T xi is reverse-over-reverse.
+    H xi is computed by the double-backward trick (``hvp_mode="double_backward"``: one
+    evaluation of the losses, one forward pass and three backward passes) or in forward mode
+    (``hvp_mode="forward"``: a ``tf.autodiff.ForwardAccumulator`` over a second evaluation of
+    the losses at the same parameter tensors). The default ``hvp_mode="auto"`` picks one per
+    device when the train step is traced (:data:`AUTO_HVP_MODE`): double backward on the CPU,
+    where it measured faster on the path users run, and, until measured there, on other
+    devices too. H^T xi is reverse-over-reverse.
 
     Under ``tf.distribute``, xi is all-reduced first and the products use the global xi; the
     direction is exact for the global batch.
@@ -94,8 +141,10 @@ class SGA(GameOptimizer):
       use_signs: sign alignment (on by default).
       epsilon: alignment threshold, > 0.
       normalizer: ``"scalars"`` (default) or ``"tensors"``.
-      hvp_mode: ``"forward"`` (default) or ``"double_backward"``.
-      name: the optimizer's name.
+      hvp_mode: ``"auto"`` (default; see :func:`resolve_hvp_mode`), ``"double_backward"`` or
+        ``"forward"``.
+      name: the optimizer's name; ``None`` derives one from the class name.
+      **kwargs: Keras' base optimizer arguments are refused: set them on the inner optimizer.
 
     References:
       Balduzzi, Racaniere, Martens, Foerster, Tuyls, Graepel. The Mechanics of n-Player
@@ -104,7 +153,11 @@ class SGA(GameOptimizer):
 
     Example:
       >>> import keras, tfgames
-      >>> opt = tfgames.SGA(keras.optimizers.RMSprop(1e-4), lambda_=1.0)
+      >>> model = tfgames.games.Bilinear()  # f = x * y from (1, 1)
+      >>> model.compile(optimizer=tfgames.SGA(keras.optimizers.SGD(0.1), lambda_=1.0))
+      >>> _ = model.fit(tfgames.datasets.step_dataset(300), verbose=0)
+      >>> model.distance_to_equilibrium() < 1e-3  # gradient descent ends 6.29 away
+      True
     """
 
     diagnostic_names = ("sga_lambda", "xi_norm", "at_xi_norm")
@@ -112,29 +165,47 @@ class SGA(GameOptimizer):
     def __init__(
         self,
         inner_optimizer: keras.optimizers.Optimizer,
+        *args: Any,
         lambda_: float = 1.0,
         use_signs: bool = True,
         epsilon: float = 0.1,
         normalizer: Literal["scalars", "tensors"] = "scalars",
-        hvp_mode: Literal["forward", "double_backward"] = "forward",
-        name: str = "sga",
-        **kwargs,
+        hvp_mode: Literal["auto", "forward", "double_backward"] = "auto",
+        name: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        if not isinstance(lambda_, (int, float)) or lambda_ < 0:
+        # Keyword-only since 0.2; 0.1's positional order still works, with a warning.
+        given = positional_hyperparameters(
+            "SGA", args, ("lambda_", "use_signs", "epsilon", "normalizer", "hvp_mode", "name"),
+            dict(lambda_=lambda_, use_signs=use_signs, epsilon=epsilon, normalizer=normalizer,
+                 hvp_mode=hvp_mode, name=name),
+            dict(lambda_=1.0, use_signs=True, epsilon=0.1, normalizer="scalars",
+                 hvp_mode="auto", name=None),
+        )
+        lambda_, use_signs, epsilon = given["lambda_"], given["use_signs"], given["epsilon"]
+        normalizer, hvp_mode, name = given["normalizer"], given["hvp_mode"], given["name"]
+        if as_real(lambda_) is None or as_real(lambda_) < 0:
             raise ValueError(
-                "Argument `lambda_` must be a number >= 0 (its sign is set by alignment). "
-                f"Received: lambda_={lambda_!r}."
+                "Argument `lambda_` must be a number >= 0 and finite (its sign is set by "
+                f"alignment). Received: lambda_={lambda_!r}."
             )
-        if not isinstance(epsilon, (int, float)) or epsilon <= 0:
-            raise ValueError(f"Argument `epsilon` must be > 0. Received: epsilon={epsilon!r}.")
+        if as_real(epsilon) is None or as_real(epsilon) <= 0:
+            raise ValueError(
+                f"Argument `epsilon` must be > 0. Received: epsilon={epsilon!r}. Pass a "
+                "finite positive number (Python or NumPy), e.g. epsilon=0.1."
+            )
+        if not isinstance(use_signs, (bool, np.bool_)):
+            raise TypeError(
+                f"Argument `use_signs` must be a bool. Received: use_signs={use_signs!r}."
+            )
         if normalizer not in NORMALIZERS:
             raise ValueError(
                 f"Argument `normalizer` must be one of {NORMALIZERS}. "
                 f"Received: normalizer={normalizer!r}."
             )
-        if hvp_mode not in products.HVP_MODES:
+        if hvp_mode not in HVP_MODES:
             raise ValueError(
-                f"Argument `hvp_mode` must be one of {products.HVP_MODES}. "
+                f"Argument `hvp_mode` must be one of {HVP_MODES}. "
                 f"Received: hvp_mode={hvp_mode!r}."
             )
         super().__init__(inner_optimizer, name=name, **kwargs)
@@ -150,7 +221,8 @@ class SGA(GameOptimizer):
             zero = tf.zeros((), tf.float32)
             return losses, xi, {"sga_lambda": zero, "xi_norm": products.norm(xi),
                                 "at_xi_norm": zero}
-        p = game.products(None, hv=True, htv=True, mode=self.hvp_mode, vector_fn=all_reduce_sum)
+        mode = resolve_hvp_mode(self.hvp_mode, game.variables)
+        p = game.products(None, hv=True, htv=True, mode=mode, vector_fn=all_reduce_sum)
         # p.vector is the global xi; p.hv and p.htv are this replica's share of H xi, H^T xi.
         hv, htv = all_reduce_sum(p.hv), all_reduce_sum(p.htv)
         if self.normalizer == "scalars":
@@ -169,6 +241,10 @@ class SGA(GameOptimizer):
             "at_xi_norm": 0.5 * products.norm(twice_at_xi),
         }
         return p.losses, direction, diagnostics
+
+    def resolved_hvp_mode(self, variables=()) -> str:
+        """The mode H xi is computed with for ``variables`` (``hvp_mode``, ``"auto"`` resolved)."""
+        return resolve_hvp_mode(self.hvp_mode, variables)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 import tfgames
 from tfgames import datasets
+from tfgames.lab import samplers
 from tfgames.model import GameModel
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
     "train_with_snapshots",
 ]
 
-log = logging.getLogger("tfgames.experiments")
+log = logging.getLogger("tfgames.lab.experiments")
 
 
 @dataclass(frozen=True)
@@ -146,14 +147,14 @@ def gan_losses(discriminator: Callable, generator: Callable, x_real: tf.Tensor,
     return {"discriminator": d_loss, "generator": g_loss}
 
 
-@keras.saving.register_keras_serializable(package="tfgames.experiments")
+@keras.saving.register_keras_serializable(package="tfgames.lab.experiments")
 class MLPGAN(GameModel):
     """The SGA notebook's GAN: MLP generator and discriminator, data sampled in the step.
 
     Players, in the seed's order ``xs = disc_vars + gen_vars``: ``discriminator`` minimises
     L_D and ``generator`` minimises L_G (:func:`gan_losses`). Each train step draws
-    ``batch_size`` real samples (:func:`tfgames.datasets.grid_batch` or
-    :func:`tfgames.datasets.gaussian_batch`) and z ~ N(0, I_z_dim) from the model's noise
+    ``batch_size`` real samples (:func:`tfgames.lab.samplers.grid_batch` or
+    :func:`tfgames.lab.samplers.gaussian_batch`) and z ~ N(0, I_z_dim) from the model's noise
     stream, so ``fit`` needs only a dummy data set (:func:`tfgames.datasets.step_dataset`).
 
     Args:
@@ -175,8 +176,8 @@ class MLPGAN(GameModel):
         """``n`` samples of the target distribution."""
         c = self.config
         if c.target == "grid":
-            return datasets.grid_batch(n, seed, std=c.std)
-        return datasets.gaussian_batch(n, c.x_dim, seed)
+            return samplers.grid_batch(n, seed, std=c.std)
+        return samplers.gaussian_batch(n, c.x_dim, seed)
 
     def compute_losses(self, data: Any, training: bool = False) -> dict[str, tf.Tensor]:
         c = self.config
@@ -260,7 +261,7 @@ def train_with_snapshots(
 
     Args:
         optimizer: a fresh Keras or tfgames optimizer (see
-            :func:`tfgames.experiments.registry.make_optimizer`).
+            :func:`tfgames.lab.experiments.registry.make_optimizer`).
         config: sizes and schedule.
         seed: weights, training noise and evaluation noise seed.
         on_snapshot: called with each :class:`Snapshot` and the model as soon as the

@@ -5,12 +5,12 @@ learning rate 2e-4, 20,000 steps (preset ``paper``), RMSProp against SGA from th
 weights. The target covariance is the identity, so all 75 singular values of the covariance of
 G(z) should be 1; a GAN that drops directions shows small trailing values (Santurkar et al.
 2018). Measured, as in the seed: the singular values before and after training on 2^20
-generated samples (:func:`tfgames.metrics.covariance_spectrum`), their RMS distance from 1
-(:func:`tfgames.metrics.spectrum_error`), and at every snapshot the spectrum of the evaluation
+generated samples (:func:`tfgames.lab.metrics.covariance_spectrum`), their RMS distance from 1
+(:func:`tfgames.lab.metrics.spectrum_error`), and at every snapshot the spectrum of the evaluation
 samples (2^15 for ``paper``, as the seed's intermediate plots) and the losses.
 
 Outputs in ``out``: ``metrics.json``, ``gaussian75_spectra.png`` (before training and after,
-per optimizer, as :func:`tfgames.plotting.spectrum_plot`), ``gaussian75_<optimizer>.png``
+per optimizer, as :func:`tfgames.lab.plotting.spectrum_plot`), ``gaussian75_<optimizer>.png``
 (the spectrum at every snapshot) and ``summary.md``.
 
 References:
@@ -30,9 +30,9 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from tfgames import metrics, plotting
-from tfgames.experiments import registry
-from tfgames.experiments.runner import (
+from tfgames.lab import metrics, plotting
+from tfgames.lab.experiments import registry
+from tfgames.lab.experiments.runner import (
     MLPGAN,
     GanConfig,
     RunRecord,
@@ -43,7 +43,7 @@ from tfgames.experiments.runner import (
 
 __all__ = ["DEFAULT_OPTIMIZERS", "PRESETS", "SPECTRUM_SAMPLES", "generate", "run"]
 
-log = logging.getLogger("tfgames.experiments")
+log = logging.getLogger("tfgames.lab.experiments")
 
 #: ``paper`` is the seed's (2^15 = 512 x 64 evaluation samples per snapshot); ``quick`` keeps
 #: the architecture and trains 3,000 steps; ``smoke`` is for tests.
@@ -105,7 +105,7 @@ def run(
 ) -> dict[str, Any]:
     """Train one GAN per optimizer on N(0, I_75) and record the covariance spectra.
 
-    Args are those of :func:`tfgames.experiments.mog.run`. Returns the metrics dict written to
+    Args are those of :func:`tfgames.lab.experiments.mog.run`. Returns the metrics dict written to
     ``out/metrics.json``.
     """
     config = preset_config(PRESETS, preset, steps)

@@ -2,13 +2,13 @@
 
 A generator and a discriminator (6 ReLU layers of 384 units each, z of dimension 64, batch 256)
 learn the 16-component mixture with centres {+-0.5, +-1.5}^2 and std 0.02
-(:func:`tfgames.datasets.grid_batch`), each optimizer at learning rate 1e-4 for 10,000 steps
+(:func:`tfgames.lab.samplers.grid_batch`), each optimizer at learning rate 1e-4 for 10,000 steps
 (preset ``paper``). For every optimizer the run records, at steps 0, 2000, ..., 10000, the
 losses on fixed evaluation batches, the generated samples, their density (one figure per
 optimizer, snapshots side by side, as the seed's KDE plots) and the mode metrics of
-:func:`tfgames.metrics.mode_statistics` (modes covered out of 16, share of samples within 3 std
+:func:`tfgames.lab.metrics.mode_statistics` (modes covered out of 16, share of samples within 3 std
 of a centre, KL of the mode histogram from uniform) and
-:func:`tfgames.metrics.loss_equilibrium_distance` (distance of (L_D, L_G) from (2 ln 2, ln 2)).
+:func:`tfgames.lab.metrics.loss_equilibrium_distance` (distance of (L_D, L_G) from (2 ln 2, ln 2)).
 
 Outputs in ``out``: ``metrics.json`` (rewritten after every snapshot), ``mog_<optimizer>.png``
 and ``samples_<optimizer>.npz`` (the generated samples of every snapshot).
@@ -28,10 +28,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tfgames import metrics, plotting
-from tfgames.datasets import GRID_CENTRES
-from tfgames.experiments import registry
-from tfgames.experiments.runner import (
+from tfgames.lab import metrics, plotting
+from tfgames.lab.samplers import GRID_CENTRES
+from tfgames.lab.experiments import registry
+from tfgames.lab.experiments.runner import (
     GanConfig, RunRecord, Snapshot, preset_config, train_with_snapshots)
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "train_one",
 ]
 
-log = logging.getLogger("tfgames.experiments")
+log = logging.getLogger("tfgames.lab.experiments")
 
 #: Sizes and schedules. ``paper`` is the seed's; ``quick`` (4x128 MLPs, z 16, batch 256,
 #: lr 5e-4, 4,000 steps) takes a few minutes on two CPU cores; ``smoke`` is for tests.
@@ -88,7 +88,7 @@ def blown_up(row: Mapping[str, Any]) -> bool:
 def snapshot_metrics(shot: Snapshot, config: GanConfig) -> dict[str, Any]:
     """The metrics of one snapshot: losses, distance from equilibrium and mode statistics.
 
-    The mode statistics are those of :func:`tfgames.metrics.mode_statistics` with the
+    The mode statistics are those of :func:`tfgames.lab.metrics.mode_statistics` with the
     standard 3-std ball (``modes_covered``, ``high_quality_share``, ``kl_modes``) and again
     with a ``LOOSE_N_STD``-std ball (suffix ``_10std``), which counts a mode that the
     generator places correctly but spreads wider than the target's 0.02.

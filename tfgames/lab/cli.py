@@ -49,7 +49,7 @@ def _seed(text: str) -> int:
 
 
 def _optimizer_list(text: str) -> list[str]:
-    from tfgames.experiments import registry
+    from tfgames.lab.experiments import registry
 
     try:
         return registry.resolve_optimizer_names(text)
@@ -59,7 +59,7 @@ def _optimizer_list(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tfgames`` (sub-commands ``run`` and ``list``)."""
-    from tfgames.experiments import EXPERIMENTS
+    from tfgames.lab.experiments import EXPERIMENTS
 
     parser = argparse.ArgumentParser(
         prog="tfgames",
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _list() -> str:
-    from tfgames.experiments import EXPERIMENTS, get_experiment, registry
+    from tfgames.lab.experiments import EXPERIMENTS, get_experiment, registry
 
     lines = ["experiments (tfgames run NAME --preset quick|paper|smoke):"]
     for name, (_, description) in EXPERIMENTS.items():
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if args.command == "summarize":
-        from tfgames.experiments import mog
+        from tfgames.lab.experiments import mog
 
         missing = [f for f in args.folders if not os.path.isfile(os.path.join(f, "metrics.json"))]
         if missing:
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(mog.collect_table(mog.collect(args.folders)))
         return 0
 
-    from tfgames.experiments import get_experiment
+    from tfgames.lab.experiments import get_experiment
 
     module = get_experiment(args.experiment)
     out = args.out or os.path.join("runs", f"{args.experiment}-{args.preset}")

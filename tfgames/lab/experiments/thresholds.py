@@ -1,6 +1,6 @@
 """Experiment 6 of the SGA notebook: which learning rates converge, Adamirror (OMD) vs SGA.
 
-The 4x4-grid GAN of :mod:`tfgames.experiments.mog` is trained with each optimizer at every
+The 4x4-grid GAN of :mod:`tfgames.lab.experiments.mog` is trained with each optimizer at every
 learning rate of the seed's two grids, ``coarse`` = [1e-5, 5e-5, 1e-4, 5e-4, 1e-3] and
 ``fine`` = [8e-5, 1e-4, 1.2e-4, 1.4e-4, 1.6e-4] (a rate in both grids is trained once). In the
 seed the OMD half never ran (its ``AdamirrorOptimizer`` raised a TypeError); here it does, with
@@ -8,7 +8,7 @@ seed the OMD half never ran (its ``AdamirrorOptimizer`` raised a TypeError); her
 
 **Converged** means: at the last step both evaluation losses are finite and
 d = sqrt((L_D - 2 ln 2)^2 + (L_G - ln 2)^2) <= ``CONVERGENCE_TOLERANCE`` = 0.05
-(:func:`tfgames.metrics.loss_equilibrium_distance`; the seed's converged SGA runs end at
+(:func:`tfgames.lab.metrics.loss_equilibrium_distance`; the seed's converged SGA runs end at
 d ~ 0.002, its diverging or cycling ones at d > 0.5). Small d is necessary, not sufficient,
 for a good generator (a collapsed generator facing a confused discriminator also has small d),
 so the table also lists the modes covered and the high-quality share.
@@ -34,10 +34,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from tfgames.experiments import registry
-from tfgames.experiments.mog import PRESETS as MOG_PRESETS
-from tfgames.experiments.mog import train_one
-from tfgames.experiments.runner import GanConfig, RunRecord, preset_config
+from tfgames.lab.experiments import registry
+from tfgames.lab.experiments.mog import PRESETS as MOG_PRESETS
+from tfgames.lab.experiments.mog import train_one
+from tfgames.lab.experiments.runner import GanConfig, RunRecord, preset_config
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -150,7 +150,7 @@ def run(
 ) -> dict[str, Any]:
     """Train every (optimizer, learning rate) of the preset's grids; tabulate convergence.
 
-    Args are those of :func:`tfgames.experiments.mog.run`; with ``optimizers=None`` the
+    Args are those of :func:`tfgames.lab.experiments.mog.run`; with ``optimizers=None`` the
     default ``["adamirror", "sga"]`` is reduced to the optimizers installed. Returns the
     metrics dict written to ``out/metrics.json``.
     """

@@ -4,15 +4,15 @@ One module per experiment, each with ``PRESETS`` (``paper``: the seed's settings
 few minutes on a CPU; ``smoke``: seconds, for tests) and ``run(out, *, preset, optimizers,
 steps, seed, ...)`` writing ``metrics.json`` and PNG figures to ``out``:
 
-- :mod:`tfgames.experiments.mog` (``mog``): Experiment 4, the 4x4 grid mixture of Gaussians.
-- :mod:`tfgames.experiments.thresholds` (``thresholds``): Experiment 6, which learning rates
+- :mod:`tfgames.lab.experiments.mog` (``mog``): Experiment 4, the 4x4 grid mixture of Gaussians.
+- :mod:`tfgames.lab.experiments.thresholds` (``thresholds``): Experiment 6, which learning rates
   converge for Adamirror (OMD) and SGA.
-- :mod:`tfgames.experiments.gaussian75` (``gaussian75``): Experiment 7, the covariance
+- :mod:`tfgames.lab.experiments.gaussian75` (``gaussian75``): Experiment 7, the covariance
   spectrum of a GAN learning N(0, I_75).
 
-:mod:`tfgames.experiments.registry` builds the optimizers by name and
-:mod:`tfgames.experiments.runner` holds the GAN and the training loop they share. The command
-line (``tfgames run <experiment>``) is :mod:`tfgames.cli`.
+:mod:`tfgames.lab.experiments.registry` builds the optimizers by name and
+:mod:`tfgames.lab.experiments.runner` holds the GAN and the training loop they share. The command
+line (``tfgames run <experiment>``) is :mod:`tfgames.lab.cli`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from tfgames.experiments.registry import OPTIMIZERS, make_optimizer
+from tfgames.lab.experiments.registry import OPTIMIZERS, make_optimizer
 
 __all__ = ["EXPERIMENTS", "OPTIMIZERS", "get_experiment", "make_optimizer"]
 
 #: Experiment name -> (module, one-line description).
 EXPERIMENTS: dict[str, tuple[str, str]] = {
-    "mog": ("tfgames.experiments.mog",
+    "mog": ("tfgames.lab.experiments.mog",
             "Experiment 4: GAN on the 4x4 grid of Gaussians, optimizers compared"),
-    "thresholds": ("tfgames.experiments.thresholds",
+    "thresholds": ("tfgames.lab.experiments.thresholds",
                    "Experiment 6: learning-rate thresholds of Adamirror (OMD) and SGA"),
-    "gaussian75": ("tfgames.experiments.gaussian75",
+    "gaussian75": ("tfgames.lab.experiments.gaussian75",
                    "Experiment 7: covariance spectrum of a GAN on N(0, I_75)"),
 }
 

@@ -1,0 +1,414 @@
+"""EG+, CurvatureEG+, EAG, FEG, negative momentum, Runge-Kutta (ODE-GAN) and averaging.
+
+Every method against a NumPy float64 transcription of its paper's equations (first steps on
+the bilinear game, a random monotone quadratic game and, for EG+, the weak-Minty polar game of
+Pethick et al. 2022); FEG against its paper's exact closed form; rates (EAG/FEG ~ 1/k^2,
+extragradient ~ 1/k on a monotone bilinear problem); EG+ converging where extragradient cycles;
+Heun's and RK4's local error order against the matrix-exponential flow; averaging on f = x y;
+gradient evaluations per step; config round trip; bitwise resumption; tf.distribute (slow).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import scipy.linalg
+import tensorflow as tf
+
+import tfgames
+from conftest import TinyGAN, flat, real_batches
+from tfgames.averaging import Averaging, averaged_weights
+from tfgames.optimizers.anchored import ExtraAnchoredGradient, FastExtragradient
+from tfgames.optimizers.extragradient import Extragradient
+from tfgames.optimizers.negative_momentum import NegativeMomentum
+from tfgames.optimizers.ode import RungeKutta
+
+SGD = keras.optimizers.SGD
+
+
+# -- games with NumPy twins ----------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="tfgames_tests")
+class LinearGame(tfgames.GameModel):
+    """Two players with F(z) = M z, z = (x, y): l_x = x^T (1/2 A x + B y),
+    l_y = y^T (1/2 C y - B^T x) (the zero-sum game f = 1/2 x^T A x + x^T B y - 1/2 y^T C y when
+    A, C are symmetric). Players "discriminator" (x) and "generator" (y)."""
+
+    def __init__(self, a, b, c, z0, dtype="float64", **kwargs):
+        super().__init__(**kwargs)
+        self.a, self.b, self.c = (np.asarray(m, dtype) for m in (a, b, c))
+        self.z0 = np.asarray(z0, dtype)
+        n = self.a.shape[0]
+        self.x = self.add_weight(shape=(n,), name="x", dtype=dtype,
+                                 initializer=keras.initializers.Constant(self.z0[:n]))
+        self.y = self.add_weight(shape=(self.c.shape[0],), name="y", dtype=dtype,
+                                 initializer=keras.initializers.Constant(self.z0[n:]))
+
+    def players(self):
+        return {"discriminator": self.x, "generator": self.y}
+
+    def compute_losses(self, data, training=False):
+        a, b, c = (tf.constant(m) for m in (self.a, self.b, self.c))
+        x, y = tf.convert_to_tensor(self.x), tf.convert_to_tensor(self.y)
+        mv = tf.linalg.matvec
+        return {"discriminator": tf.tensordot(x, 0.5 * mv(a, x) + mv(b, y), 1),
+                "generator": tf.tensordot(y, 0.5 * mv(c, y) - mv(b, x, transpose_a=True), 1)}
+
+    @property
+    def matrix(self):
+        return np.block([[self.a, self.b], [-self.b.T, self.c]])
+
+    def state(self):
+        return np.concatenate([self.x.numpy(), self.y.numpy()])
+
+
+def bilinear(x0=1.0, y0=1.0, scale=1.0):
+    """f = scale * x y from (x0, y0)."""
+    return LinearGame([[0.0]], [[scale]], [[0.0]], [x0, y0])
+
+
+def random_monotone(seed=0, n=3):
+    """f = 1/2 x^T A x + x^T B y - 1/2 y^T C y with A, C random PSD: F is monotone."""
+    rng = np.random.default_rng(seed)
+    qa, qc = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    return LinearGame(qa @ qa.T / n, rng.standard_normal((n, n)), qc @ qc.T / n,
+                      rng.standard_normal(2 * n))
+
+
+@keras.saving.register_keras_serializable(package="tfgames_tests")
+class PolarGame(tfgames.GameModel):
+    """Pethick et al. (ICLR 2022), Example 3: F(x, y) = (psi(x, y) - y, psi(y, x) + x),
+    psi(x, y) = a/4 x (x^2 + y^2 - 1)(4 x^2 + 4 y^2 - 1), limit cycles at radius 1 and 1/2.
+    F is xi of l_x = a/8 g(r^2) - x y, l_y = a/8 g(r^2) + x y, g(s) = 4 s^3/3 - 5 s^2/2 + s."""
+
+    def __init__(self, a=1.0, z0=(-0.7, -0.56), dtype="float64", **kwargs):
+        super().__init__(**kwargs)
+        self.a, self.z0 = float(a), list(z0)
+        self.x = self.add_weight(shape=(), name="x", dtype=dtype,
+                                 initializer=keras.initializers.Constant(z0[0]))
+        self.y = self.add_weight(shape=(), name="y", dtype=dtype,
+                                 initializer=keras.initializers.Constant(z0[1]))
+
+    def players(self):
+        return {"x": self.x, "y": self.y}
+
+    def compute_losses(self, data, training=False):
+        x, y = tf.convert_to_tensor(self.x), tf.convert_to_tensor(self.y)
+        s = x * x + y * y
+        g = 4.0 * s**3 / 3.0 - 2.5 * s**2 + s
+        return {"x": self.a / 8.0 * g - x * y, "y": self.a / 8.0 * g + x * y}
+
+    def state(self):
+        return np.array([float(self.x.numpy()), float(self.y.numpy())])
+
+
+def polar_field(a):
+    def psi(x, y):
+        return a / 4 * x * (x * x + y * y - 1) * (4 * x * x + 4 * y * y - 1)
+
+    return lambda z: np.array([psi(z[0], z[1]) - z[1], psi(z[1], z[0]) + z[0]])
+
+
+def jacobian(field, z, eps=1e-6):
+    """Central differences (the NumPy references' J, independent of TensorFlow)."""
+    return np.array([(field(z + eps * e) - field(z - eps * e)) / (2 * eps)
+                     for e in np.eye(len(z))]).T
+
+
+# -- NumPy float64 transcriptions of the papers' equations ---------------------------------------
+def numpy_eg_plus(field, z, a, beta, steps):
+    """Diakonikolas et al. 2021, (EG+): u_bar = u - (a/beta) F(u); u+ = u - a F(u_bar)."""
+    out = []
+    for _ in range(steps):
+        z = z - a * field(z - a / beta * field(z))
+        out.append(z)
+    return np.array(out)
+
+
+def numpy_curvature_eg_plus(field, z, nu, tau, gamma_max, steps, max_backtracks=20):
+    """Pethick et al. 2022, CurvatureEG+ without constraints (lambda_k = 1, delta_k = 0):
+    gamma = nu / ||J(z)||_2, backtrack while gamma ||F(z_bar) - F(z)|| > nu ||z_bar - z||,
+    alpha = <z_bar - z, H z_bar - H z> / ||H z_bar - H z||^2, z+ = z + alpha (H z_bar - H z)."""
+    out, backtracks = [], []
+    for _ in range(steps):
+        fz = field(z)
+        gamma = min(gamma_max, nu / np.linalg.norm(jacobian(field, z), 2))
+        z_bar = z - gamma * fz
+        count = 0
+        while (gamma * np.linalg.norm(field(z_bar) - fz) > nu * np.linalg.norm(z_bar - z)
+               and count < max_backtracks):
+            gamma *= tau
+            z_bar = z - gamma * fz
+            count += 1
+        h_diff = (z_bar - gamma * field(z_bar)) - (z - gamma * fz)
+        alpha = np.dot(z_bar - z, h_diff) / np.dot(h_diff, h_diff)
+        z = z + alpha * h_diff
+        out.append(z)
+        backtracks.append(count)
+    return np.array(out), backtracks
+
+
+def numpy_eag(field, z, alpha, steps):
+    """Yoon & Ryu 2021 (EAG-C), beta_k = 1/(k+2)."""
+    z0, out = z.copy(), []
+    for k in range(steps):
+        beta = 1.0 / (k + 2)
+        z_half = z + beta * (z0 - z) - alpha * field(z)
+        z = z + beta * (z0 - z) - alpha * field(z_half)
+        out.append(z)
+    return np.array(out)
+
+
+def numpy_feg(field, z, alpha, rho, steps):
+    """Lee & Kim 2021, Algorithm 1 (alpha = 1/L), beta_k = 1/(k+1)."""
+    z0, out = z.copy(), []
+    for k in range(steps):
+        beta = 1.0 / (k + 1)
+        z_half = z + beta * (z0 - z) - (1 - beta) * (alpha + 2 * rho) * field(z)
+        z = z + beta * (z0 - z) - alpha * field(z_half) - (1 - beta) * 2 * rho * field(z)
+        out.append(z)
+    return np.array(out)
+
+
+def numpy_alternating_momentum(field, z, n, eta, beta, rounds):
+    """Gidel et al. 2019, Eq. 6: theta then phi, each with its own heavy-ball term; F's first
+    n coordinates are theta's. Returns the state after every single-player step."""
+    previous, out = z.copy(), []
+    for _ in range(rounds):
+        for block in (slice(0, n), slice(n, len(z))):
+            new = z.copy()
+            new[block] = z[block] - eta * field(z)[block] + beta * (z[block] - previous[block])
+            previous[block] = z[block]
+            z = new
+            out.append(z.copy())
+    return np.array(out)
+
+
+TABLEAUX = {"euler": ([], [1.0]), "heun": ([1.0], [0.5, 0.5]),
+            "rk4": ([0.5, 0.5, 1.0], [1 / 6, 1 / 3, 1 / 3, 1 / 6])}
+
+
+def numpy_runge_kutta(field, z, h, method, steps, reg=None, reg_weight=0.0, first_only=True):
+    """Heun / RK4 of dz/dt = -F(z) as in deepmind-research cs_gan/main_ode.py: stage i at
+    z - h c_i k_{i-1}; the regulariser ``reg(z)`` added to k_1 with weight lambda / b_1 (or
+    lambda to every stage)."""
+    offsets, weights = TABLEAUX[method]
+    out = []
+    for _ in range(steps):
+        w1 = reg_weight / weights[0] if first_only else reg_weight
+        k = field(z) + (w1 * reg(z) if reg is not None else 0.0)
+        total = weights[0] * k
+        for c, b in zip(offsets, weights[1:]):
+            point = z - h * c * k
+            k = field(point)
+            if reg is not None and not first_only:
+                k = k + reg_weight * reg(point)
+            total = total + b * k
+        z = z - h * total
+        out.append(z)
+    return np.array(out)
+
+
+def linear_field(model):
+    m = model.matrix
+    return lambda z: m @ z
+
+
+def steps_of(model, optimizer, steps, **compile_kwargs):
+    """The state after each of ``steps`` fit steps."""
+    model.compile(optimizer=optimizer, **compile_kwargs)
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(
+        model.state()))
+    model.fit(tfgames.datasets.step_dataset(steps), epochs=1, verbose=0, callbacks=[record])
+    return np.array(seen)
+
+
+def regularizer_of(model):
+    """grad_x ||xi_y||^2 = -2 B (C y - B^T x) (y's block zero): the ODE-GAN regulariser."""
+    n = model.a.shape[0]
+
+    def reg(z):
+        x, y = z[:n], z[n:]
+        return np.concatenate([-2.0 * model.b @ (model.c @ y - model.b.T @ x), np.zeros_like(y)])
+
+    return reg
+
+
+# -- the papers' equations, step by step ----------------------------------------------------------
+GAMES = {"bilinear": bilinear, "monotone_quadratic": random_monotone, "weak_minty_polar": PolarGame}
+
+
+def field_of(model):
+    return polar_field(model.a) if isinstance(model, PolarGame) else linear_field(model)
+
+
+FIRST_STEPS = {
+    # name: (optimizer, compile kwargs, NumPy reference(field, z0, model) -> states, games)
+    "eg_plus": (lambda: Extragradient(SGD(0.0625), beta=0.25), {},
+                lambda f, z, m: numpy_eg_plus(f, z, 0.0625, 0.25, 3), list(GAMES)),
+    "curvature_eg_plus": (
+        lambda: Extragradient(SGD(1.0), curvature=0.9, power_iterations=60), {},
+        lambda f, z, m: numpy_curvature_eg_plus(f, z, 0.9, 0.5, 1.0, 3)[0], list(GAMES)),
+    "eag": (lambda: ExtraAnchoredGradient(SGD(0.125)), {},
+            lambda f, z, m: numpy_eag(f, z, 0.125, 3), list(GAMES)),
+    "feg": (lambda: FastExtragradient(SGD(0.5)), {},
+            lambda f, z, m: numpy_feg(f, z, 0.5, 0.0, 3), list(GAMES)),
+    "feg_negative_rho": (lambda: FastExtragradient(SGD(0.5), rho=-0.125), {},
+                         lambda f, z, m: numpy_feg(f, z, 0.5, -0.125, 3), list(GAMES)),
+    "negative_momentum_alternating": (
+        lambda: NegativeMomentum(0.125, momentum=-0.5), {"update_order": "alternating"},
+        lambda f, z, m: numpy_alternating_momentum(f, z, len(z) // 2, 0.125, -0.5, 3),
+        list(GAMES)),
+    "euler": (lambda: RungeKutta(SGD(0.125), method="euler"), {},
+              lambda f, z, m: numpy_runge_kutta(f, z, 0.125, "euler", 3), list(GAMES)),
+    "heun": (lambda: RungeKutta(SGD(0.125), method="heun"), {},
+             lambda f, z, m: numpy_runge_kutta(f, z, 0.125, "heun", 3), list(GAMES)),
+    "rk4": (lambda: RungeKutta(SGD(0.125), method="rk4"), {},
+            lambda f, z, m: numpy_runge_kutta(f, z, 0.125, "rk4", 3), list(GAMES)),
+    "rk4_regularised": (
+        lambda: RungeKutta(SGD(0.125), method="rk4", grad_reg_weight=0.0625), {},
+        lambda f, z, m: numpy_runge_kutta(f, z, 0.125, "rk4", 3, regularizer_of(m), 0.0625),
+        ["bilinear", "monotone_quadratic"]),
+    "heun_regularised_every_stage": (
+        lambda: RungeKutta(SGD(0.125), method="heun", grad_reg_weight=0.0625,
+                           reg_first_grad_only=False), {},
+        lambda f, z, m: numpy_runge_kutta(f, z, 0.125, "heun", 3, regularizer_of(m), 0.0625,
+                                          first_only=False),
+        ["bilinear", "monotone_quadratic"]),
+}
+
+
+@pytest.mark.parametrize("name,game", [(n, g) for n, case in FIRST_STEPS.items()
+                                       for g in case[3]])
+def test_first_steps_equal_numpy_transcription_of_the_paper(name, game):
+    make, compile_kwargs, reference, _ = FIRST_STEPS[name]
+    model = GAMES[game]()
+    z0 = model.state()
+    got = steps_of(model, make(), 6 if "alternating" in name else 3, **compile_kwargs)
+    want = reference(field_of(model), z0, model)
+    assert np.abs(want - z0).max() > 1e-3  # the steps move
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-10)
+
+
+def test_feg_meets_its_exact_worst_case_example():
+    """Lee & Kim 2021, Example 2: f = L x y from (1, 0) with alpha = 1/L gives
+    z_{4l+2} = (0, 1/(2l+1)), a closed form independent of any implementation."""
+    model = bilinear(1.0, 0.0, scale=2.0)
+    got = steps_of(model, FastExtragradient(SGD(0.5)), 22)
+    for step in range(2, 23, 4):
+        l = (step - 2) // 4
+        np.testing.assert_allclose(got[step - 1], [0.0, 1.0 / (2 * l + 1)], atol=1e-12)
+
+
+def test_curvature_eg_plus_backtracks_as_the_paper():
+    """On the polar game CurvatureEG+ backtracks at some steps; the counts reported as the
+    metric eg_backtracks equal the NumPy transcription's, step by step."""
+    model = PolarGame(z0=(0.9, 0.0))
+    opt = Extragradient(SGD(1.0), curvature=0.99, power_iterations=60)
+    model.compile(optimizer=opt)
+    counts = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda b, logs: counts.append(logs["eg_backtracks"]))
+    model.fit(tfgames.datasets.step_dataset(12), epochs=1, verbose=0, callbacks=[record])
+    want_z, want_counts = numpy_curvature_eg_plus(polar_field(1.0), np.array([0.9, 0.0]),
+                                                  0.99, 0.5, 1.0, 12)
+    # The running mean over the epoch is what Keras logs: undo it.
+    running = np.array(counts)
+    per_step = running * np.arange(1, 13) - np.concatenate([[0.0], running[:-1] * np.arange(1, 12)])
+    np.testing.assert_allclose(per_step, want_counts, atol=1e-6)
+    assert sum(want_counts) > 0
+    np.testing.assert_allclose(model.state(), want_z[-1], rtol=1e-6, atol=1e-9)
+
+
+# -- rates and outcomes ---------------------------------------------------------------------------
+def spread_bilinear(n=50, seed=0):
+    """min_x max_y x^T B y, B with singular values log-spaced in [1e-3, 1] (L = 1)."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    b = u @ np.diag(np.logspace(-3, 0, n)) @ v.T
+    return LinearGame(np.zeros((n, n)), b, np.zeros((n, n)), np.ones(2 * n) / np.sqrt(2 * n))
+
+
+def fitted_slope(optimizer, steps=1000):
+    """Slope of log ||F(z_k)||^2 against log k over k = 100..1000 (F in NumPy)."""
+    model = spread_bilinear()
+    m = model.matrix
+    states = steps_of(model, optimizer, steps)
+    squared = np.sum((states @ m.T) ** 2, axis=1)
+    k = np.arange(1, steps + 1)
+    keep = k >= 100
+    return np.polyfit(np.log(k[keep]), np.log(squared[keep]), 1)[0], squared[-1]
+
+
+def test_rates_on_a_monotone_bilinear_problem():
+    """EAG (alpha = 1/(8L), the paper's EAG-C) and FEG (alpha = 1/L) decay like 1/k^2 (up to
+    the log factor of this spread spectrum), extragradient like 1/k."""
+    eag, eag_last = fitted_slope(ExtraAnchoredGradient(SGD(0.125)))
+    feg, feg_last = fitted_slope(FastExtragradient(SGD(1.0)))
+    eg, eg_last = fitted_slope(Extragradient(SGD(0.25)))
+    assert eag < -1.6 and feg < -1.6, (eag, feg)
+    assert -1.35 < eg < -0.75, eg
+    assert feg_last < eag_last < eg_last
+
+
+def test_eg_plus_converges_on_the_weak_minty_polar_game_where_extragradient_cycles():
+    """Pethick et al. 2022, Example 3 (a = 1): extragradient is caught by a limit cycle, EG+
+    (extrapolation 4x the update) and CurvatureEG+ reach the solution z* = 0."""
+    def final(optimizer, steps=600):
+        model = PolarGame()
+        model.compile(optimizer=optimizer)
+        model.fit(tfgames.datasets.step_dataset(steps), epochs=1, verbose=0)
+        return float(np.linalg.norm(model.state()))
+
+    assert final(Extragradient(SGD(0.2))) > 0.8
+    assert final(Extragradient(SGD(0.05))) > 0.9
+    assert final(Extragradient(SGD(0.05), beta=0.25)) < 1e-8
+    assert final(Extragradient(SGD(1.0), curvature=0.9, power_iterations=20), 60) < 1e-6
+
+
+@pytest.mark.parametrize("method,order", [("heun", 2), ("rk4", 4)])
+def test_local_error_order_against_the_exact_flow(method, order):
+    """One step from z0 against z(h) = expm(-M h) z0: the error is O(h^(p+1))."""
+    errors, hs = [], [0.25, 0.125, 0.0625, 0.03125]
+    for h in hs:
+        model = random_monotone(seed=1)
+        z0 = model.state()
+        game = model.make_game(None)
+        RungeKutta(SGD(h), method=method).apply_game(game)
+        errors.append(np.linalg.norm(model.state() - scipy.linalg.expm(-model.matrix * h) @ z0))
+    slope = np.polyfit(np.log(hs), np.log(errors), 1)[0]
+    assert abs(slope - (order + 1)) < 0.25, (slope, errors)
+
+
+@pytest.mark.parametrize("beta,outcome", [(-0.5, "converges"), (0.0, "cycles"),
+                                          (0.3, "diverges")])
+def test_negative_momentum_with_alternating_updates_on_the_bilinear_game(beta, outcome):
+    """Gidel et al. 2019: alternating GDA on x y converges with negative momentum, stays on a
+    bounded orbit without, and diverges with positive momentum (eta = 0.5, 500 rounds); the
+    end point equals the NumPy transcription."""
+    model = bilinear()
+    model.compile(optimizer=NegativeMomentum(0.5, momentum=beta), update_order="alternating")
+    model.fit(tfgames.datasets.step_dataset(1000), epochs=1, verbose=0)
+    want = numpy_alternating_momentum(linear_field(model), np.ones(2), 1, 0.5, beta, 500)[-1]
+    distance = np.linalg.norm(model.state())
+    np.testing.assert_allclose(model.state(), want, rtol=1e-6, atol=1e-12)
+    if outcome == "converges":
+        assert distance < 1e-6
+    elif outcome == "cycles":
+        assert 0.5 < distance < 2.0
+    else:
+        assert distance > 1e6
+
+
+def test_keras_sgd_refuses_negative_momentum():
+    """Why NegativeMomentum exists."""
+    with pytest.raises(ValueError, match="momentum"):
+        keras.optimizers.SGD(0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match=r"`momentum` must be a number in \(-1, 1\).*"
+                                         "momentum=-1.0"):
+        NegativeMomentum(0.1, momentum=-1.0)

@@ -1,0 +1,122 @@
+"""Shared plumbing of the second-order family: a game's block products and argument checks.
+
+The products themselves are written once in :mod:`tfgames.products`
+(:func:`~tfgames.products.cross_gradients`, :func:`~tfgames.products.player_jvps`,
+:func:`~tfgames.products.player_vjps`, ...). Here they are evaluated on a
+:class:`tfgames.Game` (its noise replayed at every evaluation, its mixed-precision loss scale
+divided out) and summed over the replicas of a ``tf.distribute`` strategy: every vector given
+to a product is global (all-reduced first), each replica's product is its share of the
+global-batch product, and the all-reduce of the shares is the product on the global batch.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfgames import products
+from tfgames.game import Game
+from tfgames.optimizers.base import all_reduce_sum
+
+__all__ = [
+    "check_number",
+    "cross_gradients",
+    "full_hv",
+    "full_htv",
+    "off_diagonal_hv",
+    "off_diagonal_htv",
+    "lola_chi",
+    "player_blocks",
+    "player_jvps",
+]
+
+
+def check_number(name: str, value, *, minimum: float = 0.0, strict: bool = True,
+                 hint: str = "") -> float:
+    """``value`` as a float after checking it is a finite real number above ``minimum``."""
+    ok = (
+        isinstance(value, (numbers.Real, np.floating, np.integer))
+        and not isinstance(value, bool)
+        and np.isfinite(value)
+        and (value > minimum if strict else value >= minimum)
+    )
+    if not ok:
+        relation = ">" if strict else ">="
+        raise ValueError(
+            f"Argument `{name}` must be a finite number {relation} {minimum:g}. "
+            f"Received: {name}={value!r}.{(' ' + hint) if hint else ''}"
+        )
+    return float(value)
+
+
+def check_iterations(value) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (numbers.Integral, np.integer))
+        or value < 1
+    ):
+        raise ValueError(
+            "Argument `max_iterations` must be an integer >= 1 (the cap on the linear "
+            "solver's iterations per step, each one or two Hessian-vector products). "
+            f"Received: max_iterations={value!r}."
+        )
+    return int(value)
+
+
+def player_blocks(game: Game) -> list[tuple[str, int, int]]:
+    """``(name, start, stop)`` of each player's block in ``game.variables``."""
+    return products._player_slices(game.players)
+
+
+def cross_gradients(game: Game) -> tuple[dict[str, tf.Tensor], list[list[tf.Tensor]]]:
+    """``(losses, grads)``, grads[i] = grad_w l_i on the global batch (all-reduced)."""
+    losses, grads = products.cross_gradients(game._checked_losses, game.players)
+    return losses, [all_reduce_sum(game._unscale(g)) for g in grads]
+
+
+def player_jvps(game: Game, tangents) -> list[tf.Tensor]:
+    """(H t^(i))_i per player, global (see :func:`tfgames.products.player_jvps`)."""
+    return all_reduce_sum(
+        game._unscale(products.player_jvps(game._checked_losses, game.players, tangents))
+    )
+
+
+def off_diagonal_hv(game: Game, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """H_o v on the global batch; v must be global."""
+    return all_reduce_sum(
+        game._unscale(products.off_diagonal_hv(game._checked_losses, game.players, vector))
+    )
+
+
+def off_diagonal_htv(game: Game, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """H_o^T v on the global batch; v must be global."""
+    return all_reduce_sum(
+        game._unscale(products.off_diagonal_htv(game._checked_losses, game.players, vector))
+    )
+
+
+def lola_chi(game: Game, grads: Sequence[Sequence[tf.Tensor]]) -> list[tf.Tensor]:
+    """LOLA's chi on the global batch; ``grads`` must be global (:func:`cross_gradients`)."""
+    return all_reduce_sum(
+        game._unscale(products.lola_chi(game._checked_losses, game.players, grads))
+    )
+
+
+def full_hv(game: Game, vector: Sequence[tf.Tensor], mode: str) -> list[tf.Tensor]:
+    """H v on the global batch; v must be global."""
+    p = game.products(vector, hv=True, htv=False, mode=mode)
+    return all_reduce_sum(p.hv)
+
+
+def full_htv(game: Game, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """H^T v on the global batch; v must be global."""
+    p = game.products(vector, hv=False, htv=True)
+    return all_reduce_sum(p.htv)
+
+
+def count(n: int) -> tf.Tensor:
+    """A product count as a float32 metric."""
+    return tf.constant(float(n), tf.float32)

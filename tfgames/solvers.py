@@ -1,0 +1,267 @@
+"""Matrix-free Krylov solvers over lists of tensors: conjugate gradients and GMRES.
+
+Competitive gradient descent and LSS solve linear systems A x = b whose matrix A is only
+available through products v -> A v (Hessian-vector products of the game, :mod:`tfgames.products`).
+The solvers here take such an ``operator`` on lists of tensors (the layout of a model's
+variables), run inside ``tf.function`` and XLA (a ``tf.while_loop`` over the iterations), and
+return, besides the solution, what a training loop should report: the number of iterations,
+the number of operator applications (products), the residual norm and whether the tolerance was
+met.
+
+Conventions (both solvers):
+
+- stopping rule ||b - A x|| <= max(tol * ||b||, atol), checked before every iteration, with at
+  most ``max_iterations`` iterations;
+- a warm start x0 starts from the residual r0 = b - A x0, computed with one operator
+  application (counted in ``products``). Starting from r0 = b with x0 != 0 silently solves a
+  different system (the bug reported in HyperGAN#255 for a CGD implementation);
+- vectors of any shapes, including scalars and 1-element players (cgds-package#2 crashed on
+  1-dimensional players), and of very different sizes are handled by flattening the list into
+  one vector inside the solver.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["SolveResult", "conjugate_gradient", "gmres"]
+
+Operator = Callable[[list[tf.Tensor]], Sequence[tf.Tensor]]
+
+
+class SolveResult(NamedTuple):
+    """What a solver returns.
+
+    Attributes:
+      x: the solution, a list shaped like ``b``.
+      iterations: Krylov iterations made (int32 scalar).
+      products: operator applications, including the warm start's residual (int32 scalar).
+      residual_norm: ||b - A x|| by the solver's recursion (float scalar; conjugate gradients
+        updates the residual recursively, GMRES computes it from its least-squares problem).
+      converged: whether residual_norm <= max(tol ||b||, atol) (bool scalar).
+    """
+
+    x: list[tf.Tensor]
+    iterations: tf.Tensor
+    products: tf.Tensor
+    residual_norm: tf.Tensor
+    converged: tf.Tensor
+
+
+def _check(tol, atol, max_iterations) -> None:
+    for name, value in (("tol", tol), ("atol", atol)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not np.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(
+                f"Argument `{name}` must be a finite number >= 0. Received: {name}={value!r}."
+            )
+    if (
+        isinstance(max_iterations, bool)
+        or not isinstance(max_iterations, (int, np.integer))
+        or max_iterations < 1
+    ):
+        raise ValueError(
+            "Argument `max_iterations` must be an integer >= 1 (the cap on Krylov iterations, "
+            f"each one operator application). Received: max_iterations={max_iterations!r}."
+        )
+
+
+def _solver_dtype(b: Sequence[tf.Tensor]) -> tf.DType:
+    """float64 if any part of b is float64, float32 otherwise (half precision is widened)."""
+    return tf.float64 if any(t.dtype == tf.float64 for t in b) else tf.float32
+
+
+class _Flat:
+    """Flatten a list of tensors into one vector of the solver's dtype and back."""
+
+    def __init__(self, like: Sequence[tf.Tensor]) -> None:
+        self.dtypes = [t.dtype for t in like]
+        self.shapes = [tf.shape(t) for t in like]
+        self.sizes = [tf.size(t) for t in like]
+        self.dtype = _solver_dtype(like)
+
+    def flat(self, xs: Sequence[tf.Tensor]) -> tf.Tensor:
+        return tf.concat([tf.reshape(tf.cast(x, self.dtype), [-1]) for x in xs], axis=0)
+
+    def split(self, v: tf.Tensor) -> list[tf.Tensor]:
+        parts = tf.split(v, tf.stack(self.sizes), num=len(self.sizes))
+        return [
+            tf.cast(tf.reshape(p, s), d) for p, s, d in zip(parts, self.shapes, self.dtypes)
+        ]
+
+
+def _prepare(operator, b, x0):
+    b = [tf.convert_to_tensor(t) for t in b]
+    if not b:
+        raise ValueError("Argument `b` must be a non-empty list of tensors. Received: [].")
+    flat = _Flat(b)
+    bv = flat.flat(b)
+
+    def apply(v: tf.Tensor) -> tf.Tensor:
+        out = list(operator(flat.split(v)))
+        if len(out) != len(b):
+            raise ValueError(
+                f"The operator must return one tensor per entry of `b` ({len(b)}). "
+                f"Received: {len(out)} tensors."
+            )
+        return flat.flat(out)
+
+    if x0 is None:
+        return flat, apply, bv, tf.zeros_like(bv), bv, 0
+    x0v = flat.flat([tf.convert_to_tensor(t) for t in x0])
+    return flat, apply, bv, x0v, bv - apply(x0v), 1
+
+
+def conjugate_gradient(
+    operator: Operator,
+    b: Sequence[tf.Tensor],
+    x0: Sequence[tf.Tensor] | None = None,
+    *,
+    tol: float = 1e-6,
+    atol: float = 0.0,
+    max_iterations: int = 10,
+) -> SolveResult:
+    """Solve A x = b for a symmetric positive-definite A given as ``operator(v) = A v``.
+
+    Hestenes & Stiefel (1952): x_{k+1} = x_k + a_k p_k, r_{k+1} = r_k - a_k A p_k,
+    a_k = <r_k, r_k> / <p_k, A p_k>, p_{k+1} = r_{k+1} + (<r_{k+1}, r_{k+1}> / <r_k, r_k>) p_k,
+    from r_0 = b - A x_0. One operator application per iteration.
+
+    Args:
+      operator: v -> A v on lists of tensors shaped like ``b``.
+      b: the right-hand side, a list of tensors.
+      x0: warm start (a list shaped like ``b``) or ``None`` for x0 = 0.
+      tol: relative tolerance on ||b - A x|| / ||b||.
+      atol: absolute tolerance on ||b - A x||.
+      max_iterations: the cap on iterations.
+
+    Returns:
+      :class:`SolveResult`.
+    """
+    _check(tol, atol, max_iterations)
+    flat, apply, bv, x, r, products0 = _prepare(operator, b, x0)
+    dtype = bv.dtype
+    threshold = tf.maximum(tf.cast(tol, dtype) * tf.norm(bv), tf.cast(atol, dtype))
+    rs = tf.reduce_sum(r * r)
+
+    def cond(i, x, r, p, rs):
+        return tf.logical_and(i < max_iterations, tf.sqrt(rs) > threshold)
+
+    def body(i, x, r, p, rs):
+        ap = apply(p)
+        step = rs / tf.reduce_sum(p * ap)
+        x = x + step * p
+        r = r - step * ap
+        rs_new = tf.reduce_sum(r * r)
+        p = r + (rs_new / rs) * p
+        return i + 1, x, r, p, rs_new
+
+    i, x, r, _, rs = tf.while_loop(
+        cond, body, (tf.constant(0, tf.int32), x, r, r, rs), maximum_iterations=max_iterations
+    )
+    residual = tf.sqrt(rs)
+    return SolveResult(
+        flat.split(x), i, i + products0, residual, residual <= threshold
+    )
+
+
+def _least_squares(h_t: tf.Tensor, beta: tf.Tensor, k: tf.Tensor):
+    """min_y ||beta e_1 - H_k y|| for the (k+1) x k upper Hessenberg matrix of GMRES.
+
+    ``h_t`` is the transposed, zero-padded (m, m+1) Hessenberg matrix; the columns c >= k are
+    replaced by e_{c+1}, which makes the padded (m+1, m) problem full-rank with y_c = 0 there,
+    so the fixed-shape problem is solved by one QR factorisation (XLA-friendly).
+    """
+    m = h_t.shape[0]
+    used = tf.range(m) < k
+    shift = tf.one_hot(tf.range(m) + 1, m + 1, dtype=h_t.dtype)  # row c = e_{c+1}
+    h_pad = tf.transpose(tf.where(used[:, None], h_t, shift))
+    rhs = tf.concat([[beta], tf.zeros([m], h_t.dtype)], axis=0)
+    q, r = tf.linalg.qr(h_pad)
+    qtb = tf.linalg.matvec(q, rhs, transpose_a=True)[:, None]
+    y = tf.linalg.triangular_solve(r, qtb, lower=False)[:, 0]
+    residual = tf.norm(rhs - tf.linalg.matvec(h_pad, y))
+    return y, residual
+
+
+def gmres(
+    operator: Operator,
+    b: Sequence[tf.Tensor],
+    x0: Sequence[tf.Tensor] | None = None,
+    *,
+    tol: float = 1e-6,
+    atol: float = 0.0,
+    max_iterations: int = 10,
+) -> SolveResult:
+    """Solve A x = b for a general (non-symmetric) A given as ``operator(v) = A v``.
+
+    Saad & Schultz (1986), without restarts: x_k = x_0 + V_k y_k minimises ||b - A x|| over
+    the Krylov space span(r_0, A r_0, ..., A^{k-1} r_0), r_0 = b - A x_0; the basis V_k is built
+    by Arnoldi with classical Gram-Schmidt applied twice, y_k solves the small Hessenberg
+    least-squares problem. One operator application per iteration; memory
+    (max_iterations + 1) vectors of the size of ``b``.
+
+    Args:
+      operator: v -> A v on lists of tensors shaped like ``b``.
+      b: the right-hand side, a list of tensors.
+      x0: warm start (a list shaped like ``b``) or ``None`` for x0 = 0.
+      tol: relative tolerance on ||b - A x|| / ||b||.
+      atol: absolute tolerance on ||b - A x||.
+      max_iterations: the cap on iterations (the dimension of the Krylov space).
+
+    Returns:
+      :class:`SolveResult`.
+    """
+    _check(tol, atol, max_iterations)
+    flat, apply, bv, x0v, r0, products0 = _prepare(operator, b, x0)
+    dtype = bv.dtype
+    m = int(max_iterations)
+    threshold = tf.maximum(tf.cast(tol, dtype) * tf.norm(bv), tf.cast(atol, dtype))
+    beta = tf.norm(r0)
+    safe_beta = tf.where(beta > 0, beta, tf.ones_like(beta))
+    basis = tf.tensor_scatter_nd_update(
+        tf.zeros(tf.stack([m + 1, tf.size(bv)]), dtype), [[0]], [r0 / safe_beta]
+    )
+    h_t = tf.zeros([m, m + 1], dtype)
+    y = tf.zeros([m], dtype)
+    tiny = tf.constant(np.finfo(dtype.as_numpy_dtype).tiny, dtype)
+    eps = tf.constant(10 * np.finfo(dtype.as_numpy_dtype).eps, dtype)
+
+    def cond(j, basis, h_t, y, residual, breakdown):
+        return tf.logical_and(
+            tf.logical_and(j < m, residual > threshold), tf.logical_not(breakdown)
+        )
+
+    def body(j, basis, h_t, y, residual, breakdown):
+        w = apply(basis[j])
+        w_in = tf.norm(w)
+        h = tf.linalg.matvec(basis, w)  # rows > j of the basis are zero
+        w = w - tf.linalg.matvec(basis, h, transpose_a=True)
+        h2 = tf.linalg.matvec(basis, w)  # second Gram-Schmidt pass
+        w = w - tf.linalg.matvec(basis, h2, transpose_a=True)
+        h = h + h2
+        w_norm = tf.norm(w)
+        h = tf.tensor_scatter_nd_update(h, [[j + 1]], [w_norm])
+        h_t = tf.tensor_scatter_nd_update(h_t, [[j]], [h])
+        # Lucky breakdown: A v_j lies in the Krylov space (to rounding), the basis is complete.
+        breakdown = w_norm <= tf.maximum(eps * w_in, tiny)
+        v_next = tf.where(
+            breakdown, tf.zeros_like(w), w / tf.where(breakdown, tf.ones_like(w_norm), w_norm)
+        )
+        basis = tf.tensor_scatter_nd_update(basis, [[j + 1]], [v_next])
+        y, residual = _least_squares(h_t, beta, j + 1)
+        return j + 1, basis, h_t, y, residual, breakdown
+
+    j, basis, _, y, residual, _ = tf.while_loop(
+        cond, body, (tf.constant(0, tf.int32), basis, h_t, y, beta, tf.constant(False)),
+        maximum_iterations=m,
+    )
+    x = x0v + tf.linalg.matvec(basis[:m], y, transpose_a=True)
+    return SolveResult(flat.split(x), j, j + products0, residual, residual <= threshold)

@@ -1,1 +1,0 @@
-"""Test and benchmark helpers for tfgames (references, not part of the user API)."""
