@@ -9,7 +9,17 @@ the step), from identical initial weights, through ``GameModel``'s compiled trai
   and two Adam half-steps per step); target <= 2.2x ``adam``;
 - ``past-extragradient``: the same with ``past=True`` (one evaluation per step);
 - ``adamirror``: ``tfgames.Adamirror`` (optimistic Adam); target <= 1.15x ``adam``;
-- ``lookahead-adam``: ``tfgames.Lookahead(Adam, k=5)``.
+- ``lookahead-adam``: ``tfgames.Lookahead(Adam, k=5)``;
+- ``eg-plus``: EG+, ``tfgames.Extragradient(Adam, beta=0.5)`` (two evaluations);
+- ``curvature-eg-plus``: CurvatureEG+, ``Extragradient(SGD, curvature=0.9,
+  power_iterations=2)`` (two evaluations, backtracking, 4 Hessian-vector products);
+- ``eag``, ``feg``: ``ExtraAnchoredGradient(Adam)``, ``FastExtragradient(Adam)`` (two);
+- ``negative-momentum``: ``NegativeMomentum(lr, momentum=-0.5)``, alternating update order
+  (each step moves one player: one player's gradient);
+- ``heun``, ``rk4``: ``RungeKutta(SGD, method=...)`` (two, four evaluations);
+- ``rk4-regularised``: the same with ``grad_reg_weight=0.02`` (DeepMind's value; one
+  reverse-over-reverse product more);
+- ``averaging-adam``: ``tfgames.averaging.Averaging(Adam, method="ema")``.
 
 Each configuration runs ``--steps`` steps per repetition; repetitions are interleaved across
 configurations (in a rotating order) so that machine noise hits all of them alike. Reported:
@@ -34,11 +44,15 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-import tfgames  # noqa: E402
+import tfgames
 import tfgames.lab.samplers
+from tfgames.averaging import Averaging
+from tfgames.optimizers.anchored import ExtraAnchoredGradient, FastExtragradient
+from tfgames.optimizers.negative_momentum import NegativeMomentum
+from tfgames.optimizers.ode import RungeKutta
 
 
 def mlp(in_dim: int, depth: int, width: int, out_dim: int, name: str) -> keras.Sequential:
@@ -79,13 +93,29 @@ def optimizers(lr: float) -> dict[str, callable]:
         "past-extragradient": lambda: tfgames.Extragradient(adam(), past=True),
         "adamirror": lambda: tfgames.Adamirror(lr, beta_1=0.5, beta_2=0.9),
         "lookahead-adam": lambda: tfgames.Lookahead(adam(), k=5, alpha=0.5),
+        "eg-plus": lambda: tfgames.Extragradient(adam(), beta=0.5),
+        "curvature-eg-plus": lambda: tfgames.Extragradient(
+            keras.optimizers.SGD(lr), curvature=0.9, power_iterations=2),
+        "eag": lambda: ExtraAnchoredGradient(adam()),
+        "feg": lambda: FastExtragradient(adam()),
+        "negative-momentum": lambda: NegativeMomentum(lr, momentum=-0.5),
+        "heun": lambda: RungeKutta(keras.optimizers.SGD(lr), method="heun"),
+        "rk4": lambda: RungeKutta(keras.optimizers.SGD(lr), method="rk4"),
+        "rk4-regularised": lambda: RungeKutta(keras.optimizers.SGD(lr), method="rk4",
+                                              grad_reg_weight=0.02),
+        "averaging-adam": lambda: Averaging(adam(), method="ema", decay=0.999),
     }
 
 
-def runner(make_optimizer, sizes: tuple[int, int, int, int], jit: bool, warmup: int):
+#: compile() arguments besides the optimizer.
+COMPILE_KWARGS = {"negative-momentum": {"update_order": "alternating"}}
+
+
+def runner(make_optimizer, sizes: tuple[int, int, int, int], jit: bool, warmup: int,
+           compile_kwargs: dict | None = None):
     keras.utils.set_random_seed(0)  # identical initial weights for every configuration
     model = GridGAN(*sizes, seed=1)
-    model.compile(optimizer=make_optimizer(), jit_compile=jit)
+    model.compile(optimizer=make_optimizer(), jit_compile=jit, **(compile_kwargs or {}))
     iterator = iter(tfgames.datasets.step_dataset(1).repeat())
     model.make_train_function()
 
@@ -112,7 +142,9 @@ def main(argv=None) -> None:
     tf.get_logger().setLevel("ERROR")  # one trace per model: not a retracing problem
     chosen = {name: make for name, make in optimizers(1e-4).items()
               if not args.only or name == "adam" or name in args.only}
-    built = {name: runner(make, sizes, args.jit, warmup=3) for name, make in chosen.items()}
+    built = {name: runner(make, sizes, args.jit, warmup=3,
+                          compile_kwargs=COMPILE_KWARGS.get(name))
+             for name, make in chosen.items()}
     models = {name: model for name, (model, _) in built.items()}
     runs = {name: run for name, (_, run) in built.items()}
     names = list(runs)

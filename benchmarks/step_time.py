@@ -12,6 +12,8 @@ learning rate 1e-4, one step per call. The rows, measured side by side in one pr
   ``tfgames-sga-double_backward`` (``hvp_mode=...``): the same model compiled with
   ``tfgames.SGA(keras.optimizers.RMSprop(1e-4))``; the explicit row equal to what the default
   resolves to is left out;
+- ``tfgames-sga-unchecked``, ``tfgames-plain-unchecked``: the default SGA and the plain step
+  with ``model.check_finite = False`` (no per-step divergence check: its share of the step);
 - ``hand-plain``, ``hand-sga-forward``, ``hand-sga-double_backward``: the fastest
   ``tf.function`` steps written without tfgames on the same Keras players and the same Keras
   ``RMSprop``, the noise drawn in the step from a ``keras.random.SeedGenerator``; SGA with
@@ -30,7 +32,8 @@ learning rate 1e-4, one step per call. The rows, measured side by side in one pr
 The TF1 rows feed z and x through placeholders (drawing them in the graph makes no measurable
 difference). For each architecture the configurations are built, warmed up (tracing is not step
 time), then run ``--reps`` interleaved repetitions of ``--steps`` steps; the medians and their
-ratios are printed with each row's **executed** matrix products per step: the ``MatMul`` ops
+ratios are printed with each row's **executed** matrix products per step (``-`` for XLA rows,
+whose products run inside compiled clusters): the ``MatMul`` ops
 (and their oneDNN rewrites) in the graphs TensorFlow runs, read from the TF1 session's partition
 graphs and, for ``tf.function`` steps, from the partition graphs the eager context collects on
 the step's first call. Absolute times depend on the machine; the ratios are the result.
@@ -172,9 +175,13 @@ def executed_matmuls(graphs: list) -> int:
 
 
 # -- runners: run(steps) runs that many steps and waits for them ----------------------------------
-def keras_runner(weights: dict, optimizer, x: np.ndarray, jit: bool = False):
-    """``GameModel``'s own compiled train step (what ``fit`` runs) on a ``tf.data`` iterator."""
+def keras_runner(weights: dict, optimizer, x: np.ndarray, jit: bool = False,
+                 check_finite: bool | None = None):
+    """``GameModel``'s own compiled train step (what ``fit`` runs) on a ``tf.data`` iterator;
+    ``check_finite=False`` turns the model's per-step divergence check off."""
     model = NoiseGAN(weights, seed=0)
+    if check_finite is not None and hasattr(model, "check_finite"):
+        model.check_finite = check_finite
     model.compile(optimizer=optimizer, jit_compile=jit)
     iterator = iter(tf.data.Dataset.from_tensors(x).repeat())
     model.make_train_function()
@@ -187,7 +194,7 @@ def keras_runner(weights: dict, optimizer, x: np.ndarray, jit: bool = False):
 
     with collected_graphs(graphs):
         run(1)
-    run.products = executed_matmuls(graphs)
+    run.products = None if jit else executed_matmuls(graphs)  # XLA: inside its clusters
     run.model = model
     return run
 
@@ -283,7 +290,7 @@ def hand_runner(weights: dict, kind: str, x: np.ndarray, jit: bool = False):
 
     with collected_graphs(graphs):
         run(1)
-    run.products = executed_matmuls(graphs)
+    run.products = None if jit else executed_matmuls(graphs)  # XLA: inside its clusters
     run.seed = seed
     return run
 
@@ -340,8 +347,13 @@ def runners(kind: str, weights: dict, depth: int, width: int, x: np.ndarray, jit
     """One runner by row name."""
     if kind == "tfgames-plain":
         return keras_runner(weights, keras.optimizers.RMSprop(LR), x, jit)
+    if kind == "tfgames-plain-unchecked":
+        return keras_runner(weights, keras.optimizers.RMSprop(LR), x, jit, check_finite=False)
     if kind == "tfgames-sga":
         return keras_runner(weights, tfgames.SGA(keras.optimizers.RMSprop(LR)), x, jit)
+    if kind == "tfgames-sga-unchecked":
+        return keras_runner(weights, tfgames.SGA(keras.optimizers.RMSprop(LR)), x, jit,
+                            check_finite=False)
     if kind.startswith("tfgames-sga-"):
         mode = kind[len("tfgames-sga-"):]
         return keras_runner(weights, tfgames.SGA(keras.optimizers.RMSprop(LR), hvp_mode=mode),
@@ -358,14 +370,14 @@ def runners(kind: str, weights: dict, depth: int, width: int, x: np.ndarray, jit
 
 
 def row_names(jit: bool = False) -> list[str]:
+    """The rows of one table; the explicit mode equal to the default's resolution is left out.
+    The TF1 rows run without XLA in every table (they are the reference)."""
     default = default_hvp_mode()
     rows = ["tfgames-sga"] + [f"tfgames-sga-{m}" for m in ("forward", "double_backward")
                               if m != default]
-    rows += ["hand-sga-forward", "hand-sga-double_backward"]
-    if not jit:
-        rows += ["tf1-sga-seed", "tf1-sga-best"]
-    rows += ["tfgames-plain", "hand-plain"] + ([] if jit else ["tf1-rms"])
-    return rows
+    rows += ["tfgames-sga-unchecked", "hand-sga-forward", "hand-sga-double_backward",
+             "tf1-sga-seed", "tf1-sga-best"]
+    return rows + ["tfgames-plain", "tfgames-plain-unchecked", "hand-plain", "tf1-rms"]
 
 
 def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool = False,
@@ -383,34 +395,41 @@ def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool
             start = time.perf_counter()
             run(steps)
             times[name].append((time.perf_counter() - start) / steps)
-    out = {k: (statistics.median(v), configs[k].products) for k, v in times.items()}
+    out = {k: (statistics.median(v), configs[k].products, min(v)) for k, v in times.items()}
     for run in configs.values():
         getattr(run, "close", lambda: None)()
     return out
 
 
 def print_table(title: str, result: dict) -> dict:
-    """Print one architecture's rows with their ratios; returns the target ratios."""
-    med = {k: t for k, (t, _) in result.items()}
-    hand_sga = min(med["hand-sga-forward"], med["hand-sga-double_backward"])
+    """Print one architecture's rows: medians, executed products, ratios of the medians, and
+    the fastest repetition; returns the target ratios (of the medians, and of the minima)."""
     cols = [("tf1-sga-best", "/tf1-best"), ("tf1-sga-seed", "/tf1-seed"),
             (None, "/hand-sga"), ("tfgames-plain", "/plain"), ("hand-plain", "/hand-plain"),
             ("tf1-rms", "/tf1-rms")]
-    cols = [(k, h) for k, h in cols if k is None or k in med]
+    cols = [(k, h) for k, h in cols if k is None or k in result]
     print(f"\n{title}")
-    print(f"{'row':28s} {'ms/step':>9s} {'products':>9s}" + "".join(f" {h:>11s}" for _, h in cols))
-    for name, (t, n) in result.items():
-        ratios = "".join(f" {t / (hand_sga if k is None else med[k]):11.3f}" for k, _ in cols)
-        print(f"{name:28s} {1e3 * t:9.2f} {n:9d}{ratios}")
-    sga = med["tfgames-sga"]
-    targets = {"sga/tf1-best": sga / med["tf1-sga-best"] if "tf1-sga-best" in med else None,
-               "sga/plain": sga / med["tfgames-plain"],
-               "sga/hand-sga": sga / hand_sga,
-               "plain/hand-plain": med["tfgames-plain"] / med["hand-plain"]}
-    text = ", ".join(f"{k} {v:.3f}" for k, v in targets.items() if v is not None)
-    print(f"targets (default tfgames.SGA, hvp_mode resolves to {default_hvp_mode()!r}): {text} "
-          "(<= 1.0, <= 3.6, <= 1.05, <= 1.05)")
-    return targets
+    print(f"{'row':28s} {'ms/step':>9s} {'products':>9s}"
+          + "".join(f" {h:>11s}" for _, h in cols) + f" {'min ms':>9s}")
+    for which in (0, 2):
+        t = {k: r[which] for k, r in result.items()}
+        t[None] = min(t["hand-sga-forward"], t["hand-sga-double_backward"])
+        if which == 0:
+            for name, (med, n, low) in result.items():
+                ratios = "".join(f" {med / t[k]:11.3f}" for k, _ in cols)
+                count = "-" if n is None else str(n)
+                print(f"{name:28s} {1e3 * med:9.2f} {count:>9s}{ratios} {1e3 * low:9.2f}")
+        sga = t["tfgames-sga"]
+        targets = {"sga/tf1-best": sga / t["tf1-sga-best"], "sga/plain": sga / t["tfgames-plain"],
+                   "sga/hand-sga": sga / t[None],
+                   "plain/hand-plain": t["tfgames-plain"] / t["hand-plain"]}
+        text = ", ".join(f"{k} {v:.3f}" for k, v in targets.items())
+        print(f"targets ({'medians' if which == 0 else 'minima'}; default tfgames.SGA, "
+              f"hvp_mode resolves to {default_hvp_mode()!r}): {text} "
+              "(<= 1.0, <= 3.6, <= 1.05, <= 1.05)")
+        if which == 0:
+            out = targets
+    return out
 
 
 # -- memory: one configuration per fresh process ----------------------------------------------------
@@ -460,13 +479,15 @@ def main(argv=None) -> None:
     parser.add_argument("--small", action="store_true", help="tiny nets (a smoke run)")
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # long runs: a table as soon as it is done
     if args.memory_worker:
         kind, *nums = args.memory_worker.split(",")
         print(json.dumps(memory_worker(kind, *map(int, nums))))
         return
     parse = lambda s: [int(v) for v in s.split(",") if v]  # noqa: E731
     if args.small:
-        depth, archs = 2, [(16, 32), (32, 32)]
+        depth, archs = 2, [(32, 32)]
     else:
         depth = args.depth
         archs = [(w, 256) for w in parse(args.widths)]

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _shared  # noqa: E402
 
 import tfgames  # noqa: E402
+import tfgames.lab.models  # noqa: E402
 
 MU, SIGMA = -1.0, 1.0
 M = 200
@@ -45,12 +46,10 @@ PRETRAIN_STEPS = 1000
 
 def mlp(name: str, seed: int) -> keras.Model:
     """The seed's 1-6-5-1 perceptron with tanh everywhere, N(0, 1) weights and zero biases."""
-    layers = [keras.Input((1,))]
-    for i, width in enumerate((6, 5, 1)):
-        layers.append(keras.layers.Dense(
-            width, activation="tanh",
-            kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed + i)))
-    return keras.Sequential(layers, name=name)
+    return tfgames.lab.models.mlp(
+        1, [6, 5], 1, name=name, activation="tanh", output_activation="tanh",
+        kernel_initializer=lambda i, fan_in: keras.initializers.RandomNormal(stddev=1.0,
+                                                                             seed=seed + i))
 
 
 def momentum_optimizer() -> keras.optimizers.Optimizer:

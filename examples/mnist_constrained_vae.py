@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared  # noqa: E402
 from _mnist_models import (  # noqa: E402
-    BATCH_SIZE, TermTrackers, bernoulli, bound_terms, decoder_network, encoder_network,
-    multi_normal, stateless_seed)
+    BATCH_SIZE, bernoulli, bound_terms, decoder_network, encoder_network, multi_normal,
+    stateless_seed)
 from mnist_vae import vae_figures  # noqa: E402
 
 import tfgames  # noqa: E402
@@ -47,10 +47,10 @@ import tfgames  # noqa: E402
 DEFAULT_TARGET = -95.0
 
 
-class ConstrainedVAE(TermTrackers, tfgames.GameModel):
+class ConstrainedVAE(tfgames.GameModel):
     """min_{autoencoder} max_{multiplier} KL + softplus(lambda_raw) (alpha - likelihood)."""
 
-    term_names = ("lagrangian", "neg_elbo", "kl", "likelihood", "multiplier")
+    extra_metric_names = ("lagrangian", "neg_elbo", "kl", "likelihood", "multiplier")
 
     def __init__(self, target: float = DEFAULT_TARGET, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -82,7 +82,7 @@ class ConstrainedVAE(TermTrackers, tfgames.GameModel):
         value, _, _ = self.lagrangian(data)
         return tfgames.zero_sum(value, min_player="autoencoder", max_player="multiplier")
 
-    def compute_terms(self, data):
+    def compute_extra_metrics(self, data, losses, training=False):
         value, likelihood, kl = self.lagrangian(data)
         return {"lagrangian": value, "neg_elbo": kl - likelihood, "kl": kl,
                 "likelihood": likelihood, "multiplier": self.multiplier}

@@ -36,7 +36,6 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared  # noqa: E402
-from _mnist_models import TermTrackers  # noqa: E402
 
 import tfgames  # noqa: E402
 import tfgames.lab.mnist
@@ -62,10 +61,10 @@ def discriminator_network() -> keras.Model:
     ], name="discriminator")
 
 
-class DenseGAN(TermTrackers, tfgames.GameModel):
+class DenseGAN(tfgames.GameModel):
     """l_D = (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2,  l_G = BCE(D(G(z)), 1); batch = real images."""
 
-    term_names = ("d_accuracy",)
+    extra_metric_names = ("d_accuracy",)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -86,8 +85,10 @@ class DenseGAN(TermTrackers, tfgames.GameModel):
         g_loss = tf.reduce_mean(bce(tf.ones_like(d_fake), d_fake))
         return {"discriminator": d_loss, "generator": g_loss}
 
-    def compute_terms(self, data):
-        """The discriminator's accuracy on the batch and as many fresh samples (the seed's acc)."""
+    def compute_extra_metrics(self, data, losses, training=False):
+        """The discriminator's accuracy on the batch and as many samples (the seed's acc).
+
+        Evaluated after the step's update, on the step's noise (GameModel replays it)."""
         z = keras.random.normal((tf.shape(data)[0], LATENT_DIM), seed=self.seed_generator)
         d_real = self.discriminator(2.0 * data - 1.0)
         d_fake = self.discriminator(self.generator(z))

@@ -72,11 +72,8 @@ class ConvGAN(tfgames.GameModel):
         real = 2.0 * data - 1.0
         real_logits = self.discriminator(real, training=training)
         fake_logits = self.discriminator(self.fake(tf.shape(real)[0]), training=training)
-        bce = tf.nn.sigmoid_cross_entropy_with_logits
-        d_loss = 0.5 * (tf.reduce_mean(bce(tf.ones_like(real_logits), real_logits))
-                        + tf.reduce_mean(bce(tf.zeros_like(fake_logits), fake_logits)))
-        g_loss = tf.reduce_mean(bce(tf.ones_like(fake_logits), fake_logits))
-        return {"discriminator": d_loss, "generator": g_loss}
+        losses = tfgames.losses.gan_losses(real_logits, fake_logits)
+        return {"discriminator": 0.5 * losses["discriminator"], "generator": losses["generator"]}
 
 
 def run(model: tfgames.GameModel, optimizers: dict, schedule, args, name: str, *,

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared  # noqa: E402
 from _mnist_models import (  # noqa: E402
-    BATCH_SIZE, NUM_LATENTS, TermTrackers, bernoulli, bound_terms, decoder_network,
-    multi_normal, stateless_seed)
+    BATCH_SIZE, NUM_LATENTS, bernoulli, bound_terms, decoder_network, multi_normal,
+    stateless_seed)
 from mnist_vae import vae_figures  # noqa: E402
 
 import tfgames  # noqa: E402
@@ -42,10 +42,10 @@ import tfgames  # noqa: E402
 NUM_SVI_UPDATES = 10
 
 
-class SVI(TermTrackers, tfgames.GameModel):
+class SVI(tfgames.GameModel):
     """Per-example q_i (tables of mu and log sigma) and a shared decoder; batch = (indices, x)."""
 
-    term_names = ("neg_elbo", "kl", "likelihood")
+    extra_metric_names = ("neg_elbo", "kl", "likelihood")
 
     def __init__(self, num_examples: int, inner_steps: int = NUM_SVI_UPDATES, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -71,14 +71,18 @@ class SVI(TermTrackers, tfgames.GameModel):
         return bound_terms(x, self.posterior(indices), self.decoder,
                            stateless_seed(self.seed_generator))
 
-    def compute_terms(self, data):
-        likelihood, kl = self.compute_bound(data)
-        return {"neg_elbo": kl - likelihood, "kl": kl, "likelihood": likelihood}
-
-    def term_weight(self):
-        """Log the terms once per outer iteration, right after its decoder update."""
+    def compute_extra_metrics(self, data, losses, training=False):
+        """The bound's terms, once per outer iteration, right after its decoder update: each
+        is a (value, weight) pair, weight 0 (and no evaluation) on the other steps."""
         position = tf.math.floormod(self.optimizer.iterations, self.inner_steps + 1)
-        return tf.cast(tf.equal(position, 0), tf.float32)
+        weight = tf.cast(tf.equal(position, 0), tf.float32)
+
+        def terms():
+            likelihood, kl = self.compute_bound(data)
+            return [kl - likelihood, kl, likelihood]
+
+        values = tf.cond(weight > 0, terms, lambda: [tf.zeros(())] * 3)
+        return {name: (value, weight) for name, value in zip(self.extra_metric_names, values)}
 
     def reconstruct(self, indices: np.ndarray) -> np.ndarray:
         """Mean of p(x|z) for one z ~ q_i of each digit i."""

@@ -33,16 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared  # noqa: E402
 from _mnist_models import (  # noqa: E402
-    BATCH_SIZE, NUM_LATENTS, TermTrackers, bernoulli, bound_terms, decoder_network,
-    encoder_network, multi_normal, stateless_seed)
+    BATCH_SIZE, NUM_LATENTS, bernoulli, bound_terms, decoder_network, encoder_network,
+    multi_normal, stateless_seed)
 
 import tfgames  # noqa: E402
 
 
-class AmortizedVAE(TermTrackers, tfgames.GameModel):
+class AmortizedVAE(tfgames.GameModel):
     """Encoder + decoder trained on -(likelihood - alpha KL); alpha = ``kl_weight`` (1 = ELBO)."""
 
-    term_names = ("neg_elbo", "kl", "likelihood", "kl_weight")
+    extra_metric_names = ("neg_elbo", "kl", "likelihood", "kl_weight")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -62,7 +62,7 @@ class AmortizedVAE(TermTrackers, tfgames.GameModel):
                                      stateless_seed(self.seed_generator))
         return {"autoencoder": self.kl_weight * kl - likelihood}
 
-    def compute_terms(self, data):
+    def compute_extra_metrics(self, data, losses, training=False):
         likelihood, kl = bound_terms(data, self.posterior(data), self.decoder,
                                      stateless_seed(self.seed_generator))
         return {"neg_elbo": kl - likelihood, "kl": kl, "likelihood": likelihood,

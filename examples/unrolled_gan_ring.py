@@ -35,6 +35,7 @@ import _shared  # noqa: E402
 
 import tfgames  # noqa: E402
 import tfgames.lab.metrics
+import tfgames.lab.models
 import tfgames.lab.plotting
 import tfgames.lab.samplers
 
@@ -44,15 +45,9 @@ PARAMS = dict(batch_size=512, disc_learning_rate=1e-4, gen_learning_rate=1e-3, b
 
 def mlp(n_in: int, n_out: int, name: str, seed: int, width: int = 128) -> keras.Model:
     """Two tanh layers of ``width`` and a linear output; orthogonal(gain 1.4) weights."""
-    def init(i):
-        return keras.initializers.Orthogonal(gain=1.4, seed=seed + i)
-
-    return keras.Sequential([
-        keras.Input((n_in,)),
-        keras.layers.Dense(width, activation="tanh", kernel_initializer=init(0)),
-        keras.layers.Dense(width, activation="tanh", kernel_initializer=init(1)),
-        keras.layers.Dense(n_out, kernel_initializer=init(2)),
-    ], name=name)
+    return tfgames.lab.models.mlp(
+        n_in, [width, width], n_out, name=name, activation="tanh",
+        kernel_initializer=lambda i, fan_in: keras.initializers.Orthogonal(gain=1.4, seed=seed + i))
 
 
 def train(unroll_steps: int, args, steps: int, batch: int, z_dim: int, window: int):

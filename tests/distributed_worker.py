@@ -91,8 +91,14 @@ if __name__ == "__main__":
     out = {}
     if mode == "noise":
         two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        plain = keras.random.SeedGenerator(5)
         out = {"a": noise(two, 5), "b": noise(two, 5), "c": noise(two, 6),
-               "one": noise(tf.distribute.OneDeviceStrategy("/cpu:0"), 5, draws=2)}
+               "one": noise(tf.distribute.OneDeviceStrategy("/cpu:0"), 5, draws=2),
+               "plain": [keras.random.normal((8, 3), seed=plain).numpy().tolist()
+                         for _ in range(2)],
+               # SGA with the noise drawn in the step, twice under 2 replicas: reproducible.
+               "drawn": [run("sga", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                             "drawn")[0] for _ in range(2)]}
         print("RESULT " + json.dumps(out))
         sys.exit(0)
     for name in names:

@@ -1,7 +1,11 @@
-"""Trains a GAN with BackupAndRestore; optionally dies (os._exit) in the middle of a step.
+"""Trains a GAN with a backup callback; optionally dies (os._exit) mid-step or inside a write.
 
 Used by tests/test_fault_tolerance.py in subprocesses: a process killed mid-run and a resumed
-one must end where an uninterrupted run ends.
+one must end where an uninterrupted run ends. Arguments: backup folder, output .npy, the
+batch-end call at which to die (-1: never), optimizer name, callback (``tfgames``: the
+atomic ``tfgames.callbacks.BackupAndRestore``; ``keras``: Keras' own). The environment
+variable ``TFGAMES_FAULT_AT=k`` kills the process at the k-th write fault point
+(:mod:`tfgames.atomic`), e.g. with the weights file half written.
 """
 
 import os
@@ -14,6 +18,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tfgames  # noqa: E402
+from tfgames.callbacks import BackupAndRestore  # noqa: E402
 from conftest import TinyGAN, real_batches  # noqa: E402
 
 OPTIMIZERS = {  # each with the state the resumed run must restore
@@ -31,6 +36,7 @@ OPTIMIZERS = {  # each with the state the resumed run must restore
 if __name__ == "__main__":
     backup_dir, out, die_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     name = sys.argv[4] if len(sys.argv) > 4 else "sga"
+    which = sys.argv[5] if len(sys.argv) > 5 else "tfgames"
     keras.utils.set_random_seed(1)
     model = TinyGAN(seed=3)  # noise drawn from the model's seed generator (part of the state)
     model.compile(optimizer=OPTIMIZERS[name](),
@@ -42,7 +48,8 @@ if __name__ == "__main__":
         if len(calls) == die_at:
             os._exit(17)  # like a kill: no cleanup, no exception handling
 
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir),
-                 keras.callbacks.LambdaCallback(on_train_batch_end=maybe_die)]
+    backup = (BackupAndRestore(backup_dir) if which == "tfgames"
+              else keras.callbacks.BackupAndRestore(backup_dir))
+    callbacks = [backup, keras.callbacks.LambdaCallback(on_train_batch_end=maybe_die)]
     model.fit(real_batches(4, 16), epochs=5, verbose=0, callbacks=callbacks)
     np.save(out, np.concatenate([v.numpy().ravel() for v in model.trainable_variables]))

@@ -225,3 +225,10 @@ class PerPlayerMethod:
             out[block] = self.inners[p].step(w[block], g[block])
         self.t += 1
         return out
+
+
+@dataclass(frozen=True)
+class FieldGame:
+    """A game given by its simultaneous gradient alone (first-order oracles need nothing else)."""
+
+    field: Field

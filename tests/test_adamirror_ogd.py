@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+import oracles
 import tfgames
 
 A, C = 0.5, 0.3
@@ -30,52 +31,26 @@ def bilinear_field(w):
 
 
 def numpy_gd(field, w, lr, steps):
-    out = []
-    for _ in range(steps):
-        w = w - lr * field(w)
-        out.append(w)
-    return np.array(out)
+    return oracles.trajectory(oracles.Simultaneous(oracles.FieldGame(field), oracles.SGD(lr)),
+                              w, steps)
 
 
 def numpy_ogd(field, w, lr, steps, first_step="plain"):
     """Daskalakis et al. 2018: w_{t+1} = w_t - 2 eta g_t + eta g_{t-1}."""
-    out, previous = [], None
-    for _ in range(steps):
-        g = field(w)
-        if previous is None:
-            previous = g if first_step == "plain" else np.zeros_like(g)
-        w = w - 2 * lr * g + lr * previous
-        previous = g
-        out.append(w)
-    return np.array(out)
+    return oracles.trajectory(oracles.OGDMethod(oracles.FieldGame(field), lr, first_step), w,
+                              steps)
 
 
 def numpy_adam(field, w, lr, steps, b1=0.9, b2=0.999, eps=1e-7):
     """Keras' Adam (epsilon added to sqrt(v), bias correction folded into the step)."""
-    m, v, out = np.zeros_like(w), np.zeros_like(w), []
-    for t in range(1, steps + 1):
-        g = field(w)
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        w = w - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
-        out.append(w)
-    return np.array(out)
+    return oracles.trajectory(
+        oracles.Simultaneous(oracles.FieldGame(field), oracles.Adam(lr, b1, b2, eps)), w, steps)
 
 
 def numpy_adamirror(field, w, lr, steps, b1=0.9, b2=0.999, eps=1e-7, first_step="plain"):
     """Daskalakis et al. 2018, Algorithm 1 (optimistic Adam)."""
-    m, v, out, previous = np.zeros_like(w), np.zeros_like(w), [], None
-    for t in range(1, steps + 1):
-        g = field(w)
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        d = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
-        if previous is None:
-            previous = d if first_step == "plain" else np.zeros_like(d)
-        w = w - 2 * lr * d + lr * previous
-        previous = d
-        out.append(w)
-    return np.array(out)
+    return oracles.trajectory(
+        oracles.AdamirrorMethod(oracles.FieldGame(field), lr, b1, b2, eps, first_step), w, steps)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""The step-time benchmark runs end to end (tiny nets) and its graph-work counts are sane."""
+"""The step-time benchmark (benchmarks/step_time.py) runs the path users run, end to end."""
 
 import importlib.util
 import math
 import re
 from pathlib import Path
+
+import numpy as np
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "step_time.py"
 
@@ -15,52 +17,61 @@ def _load():
     return module
 
 
-def test_step_time_benchmark_smoke_run_and_matmul_counts(capsys):
-    _load().main(["--small", "--reps", "1", "--steps", "1", "--matmuls", "--inner", "--profile"])
+def test_tfgames_rows_run_fits_step_with_noise_drawn_inside_compute_losses():
+    st = _load()
+    weights, x = st.init_weights(2, 16), st.real_batch(32)
+    run = st.keras_runner(weights, st.tfgames.SGA(st.keras.optimizers.RMSprop(st.LR)), x)
+    model = run.model
+    # The data are the real samples only: the noise is not fed.
+    assert model.train_function is not None
+    assert x.shape == (32, st.X_DIM)
+    traces, draws = model.train_step_traces, model.noise_draws
+    assert traces >= 1 and draws >= 1  # compute_losses drew noise when fit's step was traced
+    state = model.seed_generator.state.numpy().copy()
+    iterations = int(model.optimizer.iterations.numpy())
+    run(2)
+    # The compiled step fit runs: two optimizer steps, no retrace, and the seed generator that
+    # compute_losses draws from advanced (new noise every step).
+    assert int(model.optimizer.iterations.numpy()) == iterations + 2
+    assert model.train_step_traces == traces and model.noise_draws == draws
+    assert not np.array_equal(model.seed_generator.state.numpy(), state)
+    # The default SGA resolves to double backward on this CPU and executes its products.
+    assert st.default_hvp_mode() == "double_backward"
+    assert run.products > 0
+
+
+def test_step_time_small_table_and_executed_products(capsys):
+    st = _load()
+    st.main(["--small", "--reps", "1", "--steps", "1"])
     out = capsys.readouterr().out
-    timing, rest = out.split("Matrix products in one train step")
-    counts, parts_text = rest.split("MatMul ops of the products alone")
-    rows = {line.split()[0]: line.split()[1:] for line in timing.splitlines()[2:] if line.strip()}
-    names = ["plain-rmsprop", "sga-forward", "sga-double_backward", "plain-rmsprop+xla",
-             "sga-forward+xla", "sga-double_backward+xla", "tf1-rms", "tf1-sga",
-             "update-keras-rmsprop", "update-tf1-fused-rmsprop"]
-    assert list(rows) == names
+    header, table = out.split("depth 2, width 32, batch 32")
+    assert "resolves to 'double_backward'" in header
+    lines = [line.split() for line in table.splitlines()[2:] if line.strip()]
+    rows = {line[0]: line[1:] for line in lines if not line[0].startswith("targets")}
+    assert list(rows) == ["tfgames-sga", "tfgames-sga-forward", "tfgames-sga-unchecked",
+                          "hand-sga-forward", "hand-sga-double_backward", "tf1-sga-seed",
+                          "tf1-sga-best", "tfgames-plain", "tfgames-plain-unchecked",
+                          "hand-plain", "tf1-rms"]
     assert all(math.isfinite(float(v)) and float(v) > 0 for r in rows.values() for v in r)
-    assert "default (sga-forward, no XLA on CPU)" in parts_text
-    parts_text, profile_text = parts_text.split("Profiled op time per step")
-    profiled = re.findall(r"^(sga-forward|sga-double_backward|tf1-sga) +(\d+) +(\d+)$",
-                          profile_text, re.M)
-    assert [p[0] for p in profiled] == ["sga-forward", "sga-double_backward", "tf1-sga"]
-    assert all(int(p[1]) > 0 and int(p[2]) > 0 for p in profiled)
-    table = [line.split() for line in counts.splitlines()[1:] if re.match(r"\S+\s+\d+\s+\d+$", line)]
-    executed = {row[0]: int(row[1]) for row in table}
-    matmuls = {row[0]: int(row[2]) for row in table}
-    assert list(matmuls) == [n for n in names if not n.endswith("+xla")
-                             and not n.startswith("update")]
-    assert re.search(r"inner update alone: Keras RMSprop \d+\.\d\dx TF1's fused kernel", out)
-    # A tf.function step executes what Grappler leaves of its graph.
-    for name in ("plain-rmsprop", "sga-forward", "sga-double_backward"):
-        assert executed[name] == matmuls[name]
-    # The same algorithms do the same matrix work: a plain Keras step and TF1 RMSProp, and
-    # double-backward SGA and the seed's TF1 SymplecticOptimizer (which uses that trick) once
-    # Grappler has run over the whole graph.
-    assert matmuls["plain-rmsprop"] == matmuls["tf1-rms"] == executed["tf1-rms"]
-    assert matmuls["sga-double_backward"] == matmuls["tf1-sga"]
-    assert matmuls["sga-forward"] > 3 * matmuls["plain-rmsprop"]
-    parts = {line.rsplit(None, 1)[0]: int(line.rsplit(None, 1)[1])
-             for line in parts_text.splitlines()[1:]
-             if line.strip() and not line.startswith(("H xi", "inner", "default"))}
-    assert parts["xi"] == matmuls["plain-rmsprop"]
-    assert parts["all, forward"] == matmuls["sga-forward"]
-    assert parts["all, double_backward"] == matmuls["sga-double_backward"]
-    # Forward mode's four products by a zero tangent (the data and the noise have none in the
-    # first layers' JVPs, forward and backward); the double-backward graph has none.
-    assert parts["zero operand, all, forward"] == 4
-    assert parts["zero operand, all, db"] == 0
-    shared = {m[1]: int(m[2]) for m in re.finditer(r"H xi (\w+): \d+ ops alone, (\d+) of them",
-                                                   parts_text)}
-    assert shared["double_backward"] > shared["forward"] > 0
-    # The TF1 session does not merge them: it executes the double-backward H xi's shared
-    # products a second time, and so more products than forward-mode SGA.
-    assert executed["tf1-sga"] == matmuls["tf1-sga"] + shared["double_backward"]
-    assert executed["tf1-sga"] > executed["sga-forward"] > executed["sga-double_backward"]
+    products = {name: int(r[1]) for name, r in rows.items()}
+    # Colocating every gradient call alike lets Grappler merge what the seed's code computes
+    # twice: the best TF1 graph executes fewer products than the seed's code as written.
+    assert products["tf1-sga-best"] < products["tf1-sga-seed"]
+    # A plain step is the same matrix work in tfgames, by hand and in TF1.
+    assert (products["tfgames-plain"] == products["tfgames-plain-unchecked"]
+            == products["hand-plain"] == products["tf1-rms"])
+    # The default (double backward) executes what the hand-written double-backward step does,
+    # and no more than the best TF1 graph.
+    assert products["tfgames-sga"] == products["hand-sga-double_backward"]
+    assert products["tfgames-sga"] <= products["tf1-sga-best"]
+    for which in ("medians", "minima"):
+        assert re.search(rf"targets \({which}; default tfgames.SGA, hvp_mode resolves to "
+                         r"'double_backward'\): sga/tf1-best \d+\.\d+, sga/plain \d+\.\d+, "
+                         r"sga/hand-sga \d+\.\d+, plain/hand-plain \d+\.\d+", table)
+
+
+def test_memory_worker_reports_a_step_high_water_mark():
+    st = _load()
+    m = st.measure_memory("tfgames-plain", 2, 16, 32)
+    assert m["peak_kb"] >= m["rss_before_kb"] > 100_000  # TensorFlow's runtime is resident
+    assert m["step_kb"] == m["peak_kb"] - m["rss_before_kb"] >= 0

@@ -31,6 +31,17 @@ def test_list_shows_experiments_presets_and_optimizers(capsys):
     "argv, message",
     [
         ([], "required: COMMAND"),
+        (["run", "mog", "--seeds", "1", "1"], "--seeds lists a seed twice"),
+        (["run", "mog", "--seed", "1", "--seeds", "2"], "not both"),
+        (["run", "mog", "--config", "{}"], "--config is for module:Class games only"),
+        (["run", "mog", "--learning-rate", "-1"], "expected a finite number > 0, got -1"),
+        (["run", "no_such_module_xyz:Game"], "cannot import module 'no_such_module_xyz'"),
+        (["run", "json:JSONDecoder"], "must name a tfgames.GameModel subclass"),
+        (["run", "tfgames.games:Bilinear", "--config", "{oops"], "--config is not valid JSON"),
+        (["run", "tfgames.games:Bilinear", "--config", "[1]"], "must be a JSON object"),
+        (["run", "tfgames.games:Bilinear", "--config", "missing.json"],
+         "neither JSON text nor a readable file"),
+        (["run", "mog", "--seeds"], "expected at least one argument"),
         (["run"], "required: experiment"),
         (["run", "ring"], "invalid choice: 'ring'"),
         (["run", "mog", "--preset", "huge"], "invalid choice: 'huge'"),
@@ -42,10 +53,12 @@ def test_list_shows_experiments_presets_and_optimizers(capsys):
         (["run", "mog", "--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
-def test_bad_arguments_exit_2_with_the_reason(capsys, argv, message):
+def test_bad_arguments_exit_2_with_the_reason(capsys, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     code, err = _exit_code_and_error(capsys, argv)
     assert code == 2
     assert message in err
+    assert len(err.splitlines()) == 1 and err.startswith("tfgames: error: ")
 
 
 def test_run_in_process_then_summarize(tmp_path, capsys):
@@ -84,3 +97,8 @@ def test_python_dash_m_tfgames_smoke_run(tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["runs"]["sgd"]["after"]["spectrum_error"] >= 0
     assert (out / "gaussian75_spectra.png").stat().st_size > 0
+    result = subprocess.run([sys.executable, "-m", "tfgames", "summarize", str(out)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    error = saved["runs"]["sgd"]["after"]["spectrum_error"]
+    assert f"| sgd | 0 | 2 |" in result.stdout and f"{error:.4f}" in result.stdout

@@ -120,7 +120,7 @@ def test_partial_symmetric_spectrum_lanczos():
     low = dg.symmetric_eigenvalues(model, None, k=2, which="SR", krylov_dim=50)
     np.testing.assert_allclose(low.eigenvalues, [-10.0, -9.0], atol=1e-6)
     big = dg.symmetric_eigenvalues(model, None, k=4, which="LM", krylov_dim=50)
-    np.testing.assert_allclose(big.eigenvalues, [-10.0, 10.0, -9.0, 9.0], atol=1e-6)
+    np.testing.assert_allclose(np.sort(big.eigenvalues), [-10.0, -9.0, 9.0, 10.0], atol=1e-6)
 
 
 class TanhGame(tfgames.GameModel):
@@ -129,11 +129,13 @@ class TanhGame(tfgames.GameModel):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         init = keras.initializers.RandomNormal(stddev=0.7, seed=4)
-        self.g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+        # float64 inputs: a float32 Input would round g(z) on its way into d, and the finite
+        # differences of xi would see that rounding (relative error ~1e-8 / step).
+        self.g = keras.Sequential([keras.Input((2,), dtype="float64"), keras.layers.Dense(
             4, activation="tanh", dtype="float64", kernel_initializer=init,
             bias_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=5)),
             keras.layers.Dense(2, dtype="float64", kernel_initializer=init)])
-        self.d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+        self.d = keras.Sequential([keras.Input((2,), dtype="float64"), keras.layers.Dense(
             4, activation="tanh", dtype="float64", kernel_initializer=init,
             bias_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=6)),
             keras.layers.Dense(1, dtype="float64", kernel_initializer=init)])
@@ -179,15 +181,17 @@ def test_nonlinear_game_against_finite_differences():
     h_fd = _finite_difference_jacobian(model, data)
     n = h_fd.shape[0]
     before = dg.parameter_snapshot(model)
-    for mode in ("forward", "double_backward"):
-        operator = dg.JacobianOperator.from_model(model, data, mode=mode)
-        np.testing.assert_allclose(operator.dense(), h_fd, atol=1e-8)
-        spectrum = dg.jacobian_eigenvalues(operator, k=n, krylov_dim=n)
-        assert _match(spectrum.eigenvalues, np.linalg.eigvals(h_fd)) < 1e-6
+    operator = dg.JacobianOperator.from_model(model, data)
+    np.testing.assert_allclose(operator.dense(), h_fd, atol=1e-8)
+    spectrum = dg.jacobian_eigenvalues(operator, k=n, krylov_dim=n)
+    assert _match(spectrum.eigenvalues, np.linalg.eigvals(h_fd)) < 1e-6
+    double_backward = dg.JacobianOperator.from_model(model, data, mode="double_backward")
+    np.testing.assert_allclose(double_backward.dense(), h_fd, atol=1e-8)
     game_op = dg.JacobianOperator.from_game(model.make_game(data))
-    spectrum = dg.jacobian_eigenvalues(game_op, k=5, krylov_dim=n)
+    spectrum = dg.jacobian_eigenvalues(game_op, k=6, krylov_dim=n)
     true = np.linalg.eigvals(h_fd)
-    assert _match(spectrum.eigenvalues, true[np.argsort(-np.abs(true))][:5]) < 1e-6
+    # the 6 largest |lambda| close under conjugation here (5 would split a conjugate pair)
+    assert _match(spectrum.eigenvalues, true[np.argsort(-np.abs(true))][:6]) < 1e-6
     for a, b in zip(before, dg.parameter_snapshot(model)):
         np.testing.assert_array_equal(a, b)
 
@@ -322,7 +326,7 @@ def test_callback_records_without_changing_training(tiny_gan):
         keras.utils.set_random_seed(1)
         model = TinyGAN(seed=3)
         model.compile(optimizer=tfgames.SGA(keras.optimizers.SGD(0.05)))
-        callback = dg.GameDiagnostics(data, every=2, k=3, krylov_dim=10, path_angle=True,
+        callback = dg.GameDiagnostics(data, every=2, k=3, krylov_dim=6, path_angle=True,
                                       alphas=[0.0, 1.0])
         model.fit(real_batches(5, batch=16), epochs=1, verbose=0,
                   callbacks=[callback] if with_callback else [])

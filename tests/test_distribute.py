@@ -66,3 +66,75 @@ def test_multi_worker_equals_single_device(results, name):
         assert proc.returncode == 0 and line, err[-4000:]
         worker = np.concatenate([np.ravel(w) for w in json.loads(line[0][len("RESULT "):])])
         np.testing.assert_allclose(worker, single, rtol=1e-5, atol=1e-6)
+
+
+def _worker(names, mode):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE])}
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "distributed_worker.py"),
+                           ",".join(names), mode], capture_output=True, text=True, env=env,
+                          timeout=900)
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(line[0][len("RESULT "):])
+
+
+def _flat(weights):
+    return np.concatenate([np.ravel(w) for w in weights])
+
+
+def _assert_one_device(result):
+    single, mirrored = _flat(result["single"]), _flat(result["mirrored"])
+    assert np.abs(single - _flat(result["init"])).max() > 1e-3, "training must move"
+    np.testing.assert_allclose(mirrored, single, rtol=1e-5, atol=1e-6)
+    # The logged losses are the global batch's, finite also with an empty replica.
+    for key, values in result["single_logs"].items():
+        assert np.all(np.isfinite(result["mirrored_logs"][key])), key
+        np.testing.assert_allclose(result["mirrored_logs"][key], values, rtol=1e-5, atol=1e-6)
+
+
+UNEVEN_DEFAULT = ["sgd", "sga", "extragradient"]
+UNEVEN_SLOW = ["sga_db", "consensus", "past_extragradient", "adamirror", "lookahead_sga",
+               "ogd", "per_player"]
+
+
+@pytest.fixture(scope="module")
+def uneven():
+    return {mode: _worker(UNEVEN_DEFAULT, mode) for mode in ("uneven35", "uneven33")}
+
+
+@pytest.mark.parametrize("mode", ["uneven35", "uneven33"])
+@pytest.mark.parametrize("name", UNEVEN_DEFAULT)
+def test_uneven_final_batch_equals_one_device(uneven, name, mode):
+    """35 examples in global batches of 4: the last batch is split 2 + 1; 33: 1 + 0 (an empty
+    replica). Each replica is weighted by its share of the global batch."""
+    _assert_one_device(uneven[mode][name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["uneven35", "uneven33"])
+def test_uneven_final_batch_equals_one_device_every_optimizer(mode):
+    results = _worker(UNEVEN_SLOW, mode)
+    for name in UNEVEN_SLOW:
+        _assert_one_device(results[name])
+
+
+def test_replicas_draw_their_own_noise_from_the_models_stream():
+    """Noise drawn in the step from GameModel.seed_generator under 2 replicas: each replica
+    draws its own (not a copy), the pooled draws are N(0, 1) and the replicas' draws are
+    uncorrelated (one device on the global batch, in distribution), the stream is a function
+    of the seed (reproducible), and on one device it is Keras' stream unchanged."""
+    result = _worker(["x"], "noise")
+    a = np.array(result["a"])  # draws x replicas x 8 x 3
+    assert a.shape == (200, 2, 8, 3)
+    assert np.abs(a[:, 0] - a[:, 1]).min() > 0  # no replica copies another's noise
+    np.testing.assert_array_equal(a, np.array(result["b"]))  # same seed, same R: same noise
+    assert np.abs(a - np.array(result["c"])).max() > 1  # another seed: other noise
+    n = a.size
+    assert abs(a.mean()) < 4 / np.sqrt(n)
+    assert abs(a.var() - 1) < 4 * np.sqrt(2 / n)
+    r = np.corrcoef(a[:, 0].ravel(), a[:, 1].ravel())[0, 1]
+    assert abs(r) < 4 / np.sqrt(a[:, 0].size)
+    assert abs(np.corrcoef(a[:-1].ravel(), a[1:].ravel())[0, 1]) < 4 / np.sqrt(n)
+    np.testing.assert_array_equal(np.array(result["one"])[:, 0], np.array(result["plain"]))
+    first, second = result["drawn"]
+    np.testing.assert_array_equal(_flat(first), _flat(second))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import oracles
 import tfgames
 from conftest import TinyGAN, batchnorm_losses, batchnorm_players, flat, real_batches
 from test_adamirror_ogd import (
@@ -23,40 +24,13 @@ from test_adamirror_ogd import (
 
 
 # -- NumPy references ----------------------------------------------------------------------------
-class NumpyAdam:
-    """Keras' Adam update with its own moments and step counter."""
-
-    def __init__(self, lr, b1, b2, eps):
-        self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
-        self.m = self.v = 0.0
-        self.t = 0
-
-    def step(self, w, g, lr=None):
-        self.t += 1
-        self.m = self.b1 * self.m + (1 - self.b1) * g
-        self.v = self.b2 * self.v + (1 - self.b2) * g * g
-        lr = self.lr if lr is None else lr
-        alpha = lr * np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
-        return w - alpha * self.m / (np.sqrt(self.v) + self.eps)
-
-
-class NumpySGD:
-    def __init__(self, lr):
-        self.lr = lr
-
-    def step(self, w, g, lr=None):
-        return w - (self.lr if lr is None else lr) * g
+NumpyAdam, NumpySGD = oracles.Adam, oracles.SGD
 
 
 def numpy_extragradient(field, w, steps, inner, lr_e=None, past=False):
     """Korpelevich 1976 / Gidel et al. 2019; ``past``: Popov 1980 with F(w_{-1/2}) = 0."""
-    out, last = [], np.zeros_like(w)
-    for _ in range(steps):
-        half = inner.step(w, last if past else field(w), lr_e)
-        last = field(half)
-        w = inner.step(w, last)
-        out.append(w)
-    return np.array(out)
+    return oracles.trajectory(
+        oracles.ExtragradientMethod(oracles.FieldGame(field), inner, lr_e, past), w, steps)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ def _adams(d=1e-3, g=4e-3):
 
 
 # Each set-up: (compile kwargs, the leaf optimizers whose learning rates must move).
-def _setup(kind):
-    adams = _adams()
+def _setup(kind, d=1e-3, g=4e-3, make=None):
+    adams = make(d, g) if make else _adams(d, g)
     if kind == "dict":
         return {"optimizer": adams}, adams
     if kind == "update_order_5_1":
@@ -56,6 +56,11 @@ PER_PLAYER = ["dict", "update_order_5_1", "sga_per_player", "extragradient_per_p
               "lookahead_alternating"]
 
 
+def _kinds(default, kinds=PER_PLAYER):
+    """``kinds``, those not in ``default`` marked slow (the default run stays short)."""
+    return [k if k in default else pytest.param(k, marks=pytest.mark.slow) for k in kinds]
+
+
 def _rates(leaves):
     return {p: float(o.learning_rate.numpy()) for p, o in leaves.items()}
 
@@ -72,14 +77,14 @@ def _scalars(log_dir):
 
 
 # -- TensorBoard (issue 16.1) --------------------------------------------------------------------
-@pytest.mark.parametrize("kind", PER_PLAYER)
+@pytest.mark.parametrize("kind", _kinds({"update_order_5_1", "sga_per_player"}))
 def test_tensorboard_logs_each_players_learning_rate(kind, tmp_path):
     keras.utils.set_random_seed(1)
     model = TinyGAN(seed=3)
     kwargs, leaves = _setup(kind)
     model.compile(**kwargs)
     model.fit(real_batches(6, 8), epochs=2, verbose=0,
-              callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path))])
+              callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path), write_graph=False)])
     scalars = _scalars(str(tmp_path / "train"))
     for player in PLAYERS:
         assert scalars[f"epoch_learning_rate_{player}"] == pytest.approx(
@@ -88,7 +93,8 @@ def test_tensorboard_logs_each_players_learning_rate(kind, tmp_path):
 
 
 # -- learning-rate callbacks (issue 16.2, 15 "Keras users are surprised") ------------------------
-@pytest.mark.parametrize("kind", PER_PLAYER + ["sga_adam"])
+@pytest.mark.parametrize("kind", _kinds({"dict", "sga_per_player", "sga_adam"},
+                                        PER_PLAYER + ["sga_adam"]))
 def test_learning_rate_scheduler_changes_every_inner_optimizer(kind):
     keras.utils.set_random_seed(1)
     model = TinyGAN(seed=3)
@@ -106,7 +112,8 @@ def test_learning_rate_scheduler_changes_every_inner_optimizer(kind):
             assert rate == pytest.approx(before[player] * 0.5 ** (epoch + 1), rel=1e-6)
 
 
-@pytest.mark.parametrize("kind", PER_PLAYER + ["sga_adam"])
+@pytest.mark.parametrize("kind", _kinds({"extragradient_per_player", "lookahead_alternating"},
+                                        PER_PLAYER + ["sga_adam"]))
 def test_reduce_lr_on_plateau_changes_every_inner_optimizer(kind):
     keras.utils.set_random_seed(1)
     model = TinyGAN(seed=3)
@@ -121,9 +128,9 @@ def test_reduce_lr_on_plateau_changes_every_inner_optimizer(kind):
     for player in before:
         assert after[player] == pytest.approx(before[player] * 0.1, rel=1e-6)
     if kind != "sga_adam":
-        for player in PLAYERS:  # logged per player by the callback
-            assert history.history[f"learning_rate_{player}"][-1] == pytest.approx(
-                after[player], rel=1e-6)
+        for player in PLAYERS:  # logged per player (the rate the epoch trained with)
+            assert history.history[f"learning_rate_{player}"] == pytest.approx(
+                [before[player]] * 2, rel=1e-6)
 
 
 def test_a_changed_learning_rate_changes_the_traced_step():
@@ -162,18 +169,16 @@ def _train_policy(kind, policy):
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(1)
     model = TinyGAN(seed=3)
-    kwargs, leaves = _setup(kind)
+    # SGD: Adam's normalised steps amplify float16 rounding where a gradient is near zero
+    # (Keras' own LossScaleOptimizer(Adam(1e-2)) is 9e-3 off float32 here; see the next test).
+    kwargs, leaves = _setup(kind, 0.05, 0.1, make=lambda d, g: {
+        "discriminator": SGD(d), "generator": SGD(g)})
     model.compile(**kwargs)
     hist = model.fit(real_batches(6, 16, with_noise=True), epochs=2, verbose=0)
     return model, flat([v.numpy() for v in model.trainable_variables]), hist.history
 
 
-@pytest.mark.parametrize("kind", [
-    "dict", "update_order_5_1",
-    pytest.param("sga_per_player", marks=pytest.mark.slow),
-    pytest.param("extragradient_per_player", marks=pytest.mark.slow),
-    "lookahead_alternating",
-])
+@pytest.mark.parametrize("kind", _kinds({"dict", "update_order_5_1"}))
 def test_mixed_float16_with_per_player_optimizers_tracks_float32(kind, policy_guard):
     _, reference, _ = _train_policy(kind, "float32")
     model, weights, history = _train_policy(kind, "mixed_float16")
@@ -185,6 +190,22 @@ def test_mixed_float16_with_per_player_optimizers_tracks_float32(kind, policy_gu
     assert np.abs(reference - init).max() > 1.5e-2, "training must move the parameters"
     # tests/test_mixed_precision.py's float16 tolerance
     assert np.abs(weights - reference).max() < 3e-3
+
+
+def test_mixed_float16_per_player_step_equals_keras_loss_scaled_step(policy_guard):
+    """Simultaneous per-player Adams (same settings) under mixed_float16: the same weights as
+    one Keras Adam that Keras wraps in its own LossScaleOptimizer."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    weights = []
+    for make in (lambda: Adam(1e-2, beta_1=0.5),
+                 lambda: {"discriminator": Adam(1e-2, beta_1=0.5),
+                          "generator": Adam(1e-2, beta_1=0.5)}):
+        keras.utils.set_random_seed(1)
+        model = TinyGAN(seed=3)
+        model.compile(optimizer=make())
+        model.fit(real_batches(4, 16, with_noise=True), epochs=1, verbose=0)
+        weights.append(flat([v.numpy() for v in model.trainable_variables]))
+    np.testing.assert_allclose(weights[1], weights[0], rtol=0, atol=1e-7)
 
 
 def test_mixed_float16_loss_scale_placement(policy_guard):
@@ -367,7 +388,8 @@ def test_positional_hyperparameters_are_deprecated_but_work():
     with pytest.deprecated_call(match=r"Write SGA\(inner_optimizer, lambda_=0.5, "
                                       r"use_signs=False\)"):
         old = tfgames.SGA(SGD(0.1), 0.5, False)
-    new = tfgames.SGA(SGD(0.1), lambda_=0.5, use_signs=False, name=old.name)
+    new = tfgames.SGA(SGD(0.1, name="inner"), lambda_=0.5, use_signs=False, name=old.name)
+    old.inner_optimizer.name = "inner"
     assert old.get_config() == new.get_config()
     with pytest.deprecated_call(match=r"Lookahead\(inner_optimizer, k=3, alpha=0.25\)"):
         la = tfgames.Lookahead(SGD(0.1), 3, 0.25)

@@ -123,23 +123,23 @@ class HandWritten(Unserializable):
     @classmethod
     def from_config(cls, config):
         model = super().from_config(config)
-        model.sampler = np.random.default_rng
+        model.sampler = np.random.default_rng(0)
         return model
 
 
 def test_unserializable_argument_is_named_and_a_hand_written_config_works(tmp_path):
-    model = Unserializable(*generator_and_discriminator(), sampler=np.random.default_rng, seed=1)
+    model = Unserializable(*generator_and_discriminator(), sampler=np.random.default_rng(0),
+                           seed=1)
     model.compile(optimizer=tfgames.SGA(keras.optimizers.SGD(0.1)))
     with pytest.raises(NotImplementedError, match=r"constructor argument `sampler` \(of type "
-                       r"builtin_function_or_method\) is not serializable.*Implement "
-                       r"`get_config`"):
+                       r"Generator\) is not serializable.*Implement `get_config`"):
         model.save(tmp_path / "bad.keras")
-    model = HandWritten(*generator_and_discriminator(), sampler=np.random.default_rng, seed=1)
+    model = HandWritten(*generator_and_discriminator(), sampler=np.random.default_rng(0), seed=1)
     model.compile(optimizer=tfgames.SGA(keras.optimizers.SGD(0.1)))
     model.fit(X, epochs=1, **FIT)
     model.save(tmp_path / "good.keras")
     loaded = keras.models.load_model(tmp_path / "good.keras")
-    assert type(loaded) is HandWritten and loaded.sampler is np.random.default_rng
+    assert type(loaded) is HandWritten and isinstance(loaded.sampler, np.random.Generator)
     assert_bitwise_equal(weights(loaded), weights(model))
 
 
@@ -173,16 +173,23 @@ def test_sample_and_class_weights_weight_the_losses(kind):
     sample_weight = np.where(np.arange(len(X)) % 4 == 0, 3.0, 0.5)
     weighted = compiled(kind, cls=WeightedGAN)
     weighted.fit(X, sample_weight=sample_weight, epochs=1, **FIT)
-    trained = [w for w, w0 in zip(weights(weighted), weights(readme_gan()))]
-    assert differs(trained, weights(plain))
-    # class_weight is Keras' sample weight per class of y: the same run as those weights.
+    assert differs(weights(weighted), weights(plain))
+    assert differs(weights(plain), weights(readme_gan()))  # and both runs trained
+
+
+def test_class_weight_is_the_sample_weight_of_each_class():
+    """class_weight is Keras' sample weight per class of y: the same run as those weights,
+    which is the run without y (y does not enter this game)."""
     y = (np.arange(len(X)) % 4 == 0).astype("int32")
-    by_class = compiled(kind, cls=WeightedGAN)
+    sample_weight = np.where(y == 1, 3.0, 0.5)
+    by_class = compiled("sga", cls=WeightedGAN)
     by_class.fit(X, y, class_weight={0: 0.5, 1: 3.0}, epochs=1, **FIT)
-    with_y = compiled(kind, cls=WeightedGAN)
+    with_y = compiled("sga", cls=WeightedGAN)
     with_y.fit(X, y, sample_weight=sample_weight, epochs=1, **FIT)
+    without_y = compiled("sga", cls=WeightedGAN)
+    without_y.fit(X, sample_weight=sample_weight, epochs=1, **FIT)
     assert_bitwise_equal(weights(by_class), weights(with_y))
-    assert_bitwise_equal(weights(with_y), weights(weighted))  # y does not change the game
+    assert_bitwise_equal(weights(with_y), weights(without_y))
 
 
 def test_weights_reach_compute_losses_exactly():
@@ -199,14 +206,16 @@ def test_weights_reach_compute_losses_exactly():
     sample_weight = np.linspace(0.1, 3.2, len(X))
     model.fit(X, sample_weight=sample_weight, epochs=1, **FIT)
     # SGA evaluates the losses twice per step (xi, then the forward-mode products).
-    batches = {tuple(np.round(np.array(w), 5)) for _, w in seen}
-    expected = {tuple(np.round(sample_weight[i:i + 8], 5)) for i in range(0, len(X), 8)}
+    def key(w):
+        return tuple(np.round(np.asarray(w, np.float64), 4).tolist())
+
+    batches = {key(w) for _, w in seen}
+    expected = {key(sample_weight[i:i + 8]) for i in range(0, len(X), 8)}
     assert batches == expected
     assert all(np.array(x).shape == (8, 2) for x, _ in seen)  # x alone, no placeholder y
     seen.clear()
     model.evaluate(X, sample_weight=sample_weight, batch_size=16, verbose=0)
-    assert {tuple(np.round(np.array(w), 5)) for _, w in seen} == {
-        tuple(np.round(sample_weight[:16], 5)), tuple(np.round(sample_weight[16:], 5))}
+    assert {key(w) for _, w in seen} == {key(sample_weight[:16]), key(sample_weight[16:])}
 
 
 def test_weights_are_refused_when_compute_losses_cannot_take_them():
@@ -391,3 +400,21 @@ def test_sample_monitor_writes_pngs_and_tensorboard_images(tmp_path):
     tags = {v.tag for e in tf.compat.v1.train.summary_iterator(str(events[0]))
             for v in e.summary.value}
     assert "samples" in tags
+
+
+def test_loss_curves_plot_players_losses_together_and_diagnostics_apart(tmp_path):
+    from tfgames.lab.plotting import loss_curves
+
+    history = {"discriminator_loss": [1.4, 1.3, 1.35], "generator_loss": [0.7, 0.8, 0.75],
+               "sga_lambda": [1.0, 1.0, 1.0], "xi_norm": [0.9, 0.5, 0.2],
+               "val_discriminator_loss": [1.5, 1.4, 1.4], "val_generator_loss": [0.6, 0.7, 0.7]}
+    figure = loss_curves(history, tmp_path / "curves.png", log_y=False)
+    titles = [ax.get_title() for ax in figure.axes if ax.axison]
+    assert titles == ["players' losses", "sga_lambda", "xi_norm"]
+    losses = figure.axes[0]
+    assert [line.get_label() for line in losses.get_lines()] == [
+        "discriminator_loss", "val_discriminator_loss", "generator_loss", "val_generator_loss"]
+    np.testing.assert_array_equal(losses.get_lines()[3].get_ydata(), [0.6, 0.7, 0.7])
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    with pytest.raises(ValueError, match=r"not logged: \['d_loss'\]"):
+        loss_curves(history, metrics=["d_loss"])

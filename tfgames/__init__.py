@@ -11,8 +11,10 @@ from tfgames import (
     compat,
     datasets,
     games,
+    losses,
     products,
     unrolled,
+    unrolling,
 )
 from tfgames.callbacks import TerminateOnDivergence, TrainingDiverged
 from tfgames.game import Game, resolve_players, zero_sum
@@ -54,9 +56,11 @@ __all__ = [
     "compat",
     "datasets",
     "games",
+    "losses",
     "products",
     "resolve_players",
     "unroll_variables",
     "unrolled",
+    "unrolling",
     "zero_sum",
 ]

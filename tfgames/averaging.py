@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import keras
 import tensorflow as tf
@@ -11,7 +12,13 @@ import tensorflow as tf
 from tfgames import products
 from tfgames.game import Game
 from tfgames.optimizers.base import (
-    StepResult, WrapperOptimizer, as_count, as_real, simultaneous_step, steps_game)
+    StepResult,
+    WrapperOptimizer,
+    as_count,
+    as_real,
+    simultaneous_step,
+    steps_game,
+)
 from tfgames.optimizers.per_player import bind_players
 
 __all__ = ["AVERAGING_METHODS", "Averaging", "averaged_weights", "update_average"]
@@ -22,13 +29,13 @@ AVERAGING_METHODS = ("uniform", "ema")
 def update_average(average, value, count, *, method: str, decay: float):
     """The new average after the iterate ``value``, the ``count``-th one averaged (1-based).
 
-        uniform: w_bar <- w_bar + (w - w_bar) / count   (the mean of the averaged iterates)
-        ema:     w_bar <- decay w_bar + (1 - decay) w    (w_bar = w at count = 1)
+    uniform: w_bar <- w_bar + (w - w_bar) / count   (the mean of the averaged iterates)
+    ema:     w_bar <- decay w_bar + (1 - decay) w    (w_bar = w at count = 1)
     """
     count = tf.cast(count, average.dtype)
     if method == "uniform":
         return average + (value - average) / tf.maximum(count, 1.0)
-    decay = tf.cast(decay, average.dtype)
+    decay = tf.constant(decay, average.dtype)
     return tf.where(count <= 1.0, value, decay * average + (1.0 - decay) * value)
 
 
@@ -212,10 +219,11 @@ def _find_averaging(optimizer: Any) -> Averaging | None:
 
 @contextlib.contextmanager
 def averaged_weights(model: keras.Model) -> Iterator[None]:
-    """``with averaged_weights(model): model.evaluate(...)``: the model's averaged parameters.
+    """Swap the averaged parameters into ``model`` for a block (e.g. around ``evaluate``).
 
-    Finds the :class:`Averaging` optimizer in ``model.optimizer`` (or the optimizers it
-    wraps) and swaps its averages into the model's variables for the block.
+    ``with averaged_weights(model): model.evaluate(...)``. Finds the :class:`Averaging`
+    optimizer in ``model.optimizer`` (or the optimizers it wraps) and swaps its averages into
+    the model's variables for the block; the iterates are restored on exit.
     """
     averaging = _find_averaging(getattr(model, "optimizer", None))
     if averaging is None:

@@ -44,7 +44,8 @@ linear operator; the state and the parameters are restored afterwards.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -154,17 +155,29 @@ class JacobianOperator:
       products: number of product evaluations so far.
     """
 
-    def __init__(self, evaluate: Callable, variables: Sequence, restore: Callable[[], None]):
+    def __init__(self, evaluate: Callable, variables: Sequence, restore: Callable[[], None],
+                 player_sizes: Mapping[str, int] | None = None,
+                 refresh: Callable[[], None] | None = None):
         self._evaluate = evaluate
         self._shapes = [tuple(_products.read_value(v).shape) for v in variables]
         self._sizes = [int(np.prod(s)) for s in self._shapes]
         self.dim = int(sum(self._sizes))
         self.products = 0
         self.restore = restore
+        self.player_sizes = dict(player_sizes or {"all": self.dim})
+        self._refresh = refresh
+
+    def refresh(self) -> None:
+        """Take the model's current non-trainable state as the operator's state (a model
+        operator built once can then be reused after training steps, without retracing).
+        """
+        if self._refresh is not None:
+            self._refresh()
+        self.products = 0
 
     @classmethod
     def from_model(cls, model: Any, data: Any = None, *, training: bool = True,
-                   mode: _products.HvpMode = "forward") -> "JacobianOperator":
+                   mode: _products.HvpMode = "forward") -> JacobianOperator:
         """H of ``model.make_game(data, training)``.
 
         Args:
@@ -175,8 +188,13 @@ class JacobianOperator:
           mode: H v by ``"forward"`` or ``"double_backward"`` mode (see
             :func:`tfgames.products.game_products`).
         """
+        from tfgames.game import resolve_players
+
         state = _ModelState(model)
-        variables = _variables_of(model)
+        players = resolve_players(model.players())
+        variables = [v for vs in players.values() for v in vs]
+        sizes = {name: int(sum(np.prod(_products.read_value(v).shape) for v in vs))
+                 for name, vs in players.items()}
 
         @tf.function(reduce_retracing=True)
         def evaluate(flat, data, want_hv, want_htv):
@@ -184,34 +202,56 @@ class JacobianOperator:
             game = model.make_game(data, training=training)
             vector = _unflatten(flat, variables)
             p = game.products(vector, hv=want_hv, htv=want_htv, mode=mode)
-            return (_flatten(p.hv) if want_hv else tf.zeros([0], tf.float64),
-                    _flatten(p.htv) if want_htv else tf.zeros([0], tf.float64))
+            empty = tf.zeros([0], tf.float64)
+            return (_flatten(p.hv) if want_hv else empty,
+                    _flatten(p.htv) if want_htv else empty, _flatten(p.xi))
 
         return cls(lambda flat, hv, htv: evaluate(flat, data, hv, htv), variables,
-                   state.restore)
+                   state.restore, sizes, state.save)
 
     @classmethod
     def from_game(cls, game: Game, *, mode: _products.HvpMode = "forward"
-                  ) -> "JacobianOperator":
+                  ) -> JacobianOperator:
         """H of one :class:`tfgames.Game`, evaluated eagerly (every evaluation of one game
-        replays the same noise)."""
+        replays the same noise).
+        """
         variables = list(game.variables)
 
         def evaluate(flat, want_hv, want_htv):
             p = game.products(_unflatten(tf.constant(flat), variables), hv=want_hv,
                               htv=want_htv, mode=mode)
-            return (_flatten(p.hv) if want_hv else None, _flatten(p.htv) if want_htv else None)
+            return (_flatten(p.hv) if want_hv else None,
+                    _flatten(p.htv) if want_htv else None, _flatten(p.xi))
 
-        return cls(lambda flat, hv, htv: evaluate(flat, hv, htv), variables, lambda: None)
+        sizes = {name: int(sum(np.prod(_products.read_value(v).shape) for v in vs))
+                 for name, vs in game.players.items()}
+        return cls(lambda flat, hv, htv: evaluate(flat, hv, htv), variables, lambda: None,
+                   sizes)
 
     def _call(self, v: np.ndarray, hv: bool, htv: bool):
         v = np.asarray(v, dtype=np.float64)
         if v.shape != (self.dim,):
             raise ValueError(f"Expected a vector of shape ({self.dim},). Received: {v.shape}.")
         self.products += 1
-        a, b = self._evaluate(tf.constant(v, tf.float64), hv, htv)
+        a, b, _ = self._evaluate(tf.constant(v, tf.float64), hv, htv)
         return (np.asarray(a, np.float64) if hv else None,
                 np.asarray(b, np.float64) if htv else None)
+
+    def xi(self) -> np.ndarray:
+        """The simultaneous gradient xi at the operator's point (flat, float64)."""
+        _, _, xi = self._evaluate(tf.zeros([self.dim], tf.float64), False, False)
+        return np.asarray(xi, np.float64)
+
+    def hamiltonian(self) -> dict[str, float]:
+        """:func:`hamiltonian`'s values from :meth:`xi`."""
+        xi, out, start = self.xi(), {}, 0
+        for name, size in self.player_sizes.items():
+            out[name] = float(np.sum(xi[start:start + size] ** 2))
+            start += size
+        total = float(np.sum(xi ** 2))
+        result = {"hamiltonian": 0.5 * total, "xi_squared_norm": total}
+        result.update({f"xi_squared_norm/{name}": value for name, value in out.items()})
+        return result
 
     def matvec(self, v: np.ndarray) -> np.ndarray:
         """H v."""
@@ -251,9 +291,11 @@ def _unflatten(flat: tf.Tensor, variables: Sequence) -> list[tf.Tensor]:
 
 
 class _ModelState:
-    """The non-trainable state of a GameModel (noise seeds, BatchNorm statistics), saved once:
-    :meth:`reset` assigns the saved values (inside or outside ``tf.function``), :meth:`restore`
-    assigns them eagerly."""
+    """The non-trainable state of a GameModel (noise seeds, BatchNorm statistics, dropout
+    seeds), saved in shadow variables: :meth:`save` copies the current values into them,
+    :meth:`reset` assigns them back (inside or outside ``tf.function``, so that one traced
+    function serves every later snapshot), :meth:`restore` is :meth:`reset` called eagerly.
+    """
 
     def __init__(self, model: Any) -> None:
         variables, seen = [], set()
@@ -266,11 +308,16 @@ class _ModelState:
                 seen.add(id(v))
                 variables.append(v)
         self.variables = variables
-        self.values = [tf.constant(np.array(_products.read_value(v))) for v in variables]
+        self.shadows = [tf.Variable(_products.read_value(v), trainable=False)
+                        for v in variables]
+
+    def save(self) -> None:
+        for shadow, v in zip(self.shadows, self.variables):
+            shadow.assign(_products.read_value(v))
 
     def reset(self) -> None:
-        for v, value in zip(self.variables, self.values):
-            v.assign(value)
+        for v, shadow in zip(self.variables, self.shadows):
+            v.assign(tf.convert_to_tensor(shadow))
 
     def restore(self) -> None:
         self.reset()
@@ -330,7 +377,8 @@ def _lanczos(matvec: Callable, n: int, m: int, rng: np.random.Generator
              ) -> tuple[np.ndarray, float]:
     """Lanczos for a symmetric M with full re-orthogonalisation: T = Q^T M Q tridiagonal
     (alpha on the diagonal, beta beside it), M Q = Q T + beta_m q_{m+1} e_m^T; breakdowns
-    restart with a random orthogonal vector (beta = 0), as in :func:`_arnoldi`."""
+    restart with a random orthogonal vector (beta = 0), as in :func:`_arnoldi`.
+    """
     basis = np.zeros((n, m))
     alpha, beta = np.zeros(m), np.zeros(m)
     basis[:, 0] = _orthonormal_random(rng, basis[:, :0], n)
@@ -385,7 +433,8 @@ def _krylov_args(operator: JacobianOperator, k: int, which: str, krylov_dim: int
     return k, krylov_dim
 
 
-def _as_operator(target: Any, data: Any, training: bool, mode: str) -> tuple[JacobianOperator, bool]:
+def _as_operator(target: Any, data: Any, training: bool, mode: str
+                 ) -> tuple[JacobianOperator, bool]:
     if isinstance(target, JacobianOperator):
         return target, False
     if isinstance(target, Game):
@@ -497,7 +546,8 @@ def antisymmetric_eigenvalues(target: Any, data: Any = None, *, k: int = 6,
 
 class _Evaluator:
     """xi and the losses of a GameModel at given parameter values, with the state reset before
-    each evaluation and parameters plus state restored by :meth:`restore`."""
+    each evaluation and parameters plus state restored by :meth:`restore`.
+    """
 
     def __init__(self, model: Any, data: Any, training: bool) -> None:
         self.model = model
@@ -532,7 +582,8 @@ def _flat_snapshot(name: str, snapshot: Any, variables: Sequence) -> np.ndarray:
         raise ValueError(
             f"Argument `{name}` must be a list of {len(variables)} arrays aligned with the "
             "players' variables (tfgames.diagnostics.parameter_snapshot(model)). Received: "
-            f"{type(snapshot).__name__} of length {len(snapshot) if hasattr(snapshot, '__len__') else '?'}."
+            f"{type(snapshot).__name__} of length "
+            f"{len(snapshot) if hasattr(snapshot, '__len__') else '?'}."
         )
     parts = []
     for i, (value, shape) in enumerate(zip(snapshot, shapes)):
@@ -615,32 +666,13 @@ def hamiltonian(model: Any, data: Any = None, *, training: bool = True) -> dict[
       "xi_squared_norm/<player>": ||xi_i||^2, ...}`` as floats.
     """
     if isinstance(model, Game):
-        _, xi = model.gradient()
-        blocks = model.split(xi)
+        operator = JacobianOperator.from_game(model)
     else:
-        evaluator = _Evaluator(model, data, training)
-        try:
-            flat = np.concatenate([np.asarray(s, np.float64).reshape(-1)
-                                   for s in evaluator.saved])
-            _, xi_flat = evaluator.xi(flat)
-        finally:
-            evaluator.restore()
-        from tfgames.game import resolve_players
-
-        players = resolve_players(model.players())
-        blocks, start = {}, 0
-        for name, vs in players.items():
-            size = sum(int(np.prod(_products.read_value(v).shape)) for v in vs)
-            blocks[name] = [xi_flat[start:start + size]]
-            start += size
-    per_player = {
-        name: float(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in xs))
-        for name, xs in blocks.items()
-    }
-    total = float(sum(per_player.values()))
-    out = {"hamiltonian": 0.5 * total, "xi_squared_norm": total}
-    out.update({f"xi_squared_norm/{name}": value for name, value in per_player.items()})
-    return out
+        operator = JacobianOperator.from_model(model, data, training=training)
+    try:
+        return operator.hamiltonian()
+    finally:
+        operator.restore()
 
 
 def _fresh_optimizer(optimizer: Any) -> keras.optimizers.Optimizer:
@@ -822,12 +854,18 @@ class GameDiagnostics(keras.callbacks.Callback):
         self.path_angle: PathAngle | None = None
         self._step = 0
         self._start: list[np.ndarray] | None = None
+        self._operator: JacobianOperator | None = None
+        self._operator_model: Any = None
 
     def record(self) -> dict[str, Any]:
         """Evaluate the diagnostics now, append them to :attr:`history` and return them."""
-        model = self.model
         entry: dict[str, Any] = {"step": self._step}
-        operator = JacobianOperator.from_model(model, self.data, training=self.training)
+        if self._operator is None or self._operator_model is not self.model:
+            self._operator = JacobianOperator.from_model(self.model, self.data,
+                                                         training=self.training)
+            self._operator_model = self.model
+        operator = self._operator
+        operator.refresh()
         try:
             kwargs = dict(k=self.k, krylov_dim=self.krylov_dim, seed=self.seed)
             if "H" in self.spectra:
@@ -836,9 +874,9 @@ class GameDiagnostics(keras.callbacks.Callback):
                 entry["S"] = symmetric_eigenvalues(operator, **kwargs)
             if "A" in self.spectra:
                 entry["A"] = antisymmetric_eigenvalues(operator, **kwargs)
+            entry.update(operator.hamiltonian())
         finally:
             operator.restore()
-        entry.update(hamiltonian(model, self.data, training=self.training))
         self.history.append(entry)
         return entry
 

@@ -147,6 +147,12 @@ def resolve_players(players: Mapping[str, PlayerSpec]) -> dict[str, list]:
                     f"{name!r}. Each variable must belong to exactly one player: share "
                     "layers through a separate player or make one copy non-trainable."
                 )
+            if key in owner:
+                raise ValueError(
+                    f"Player {name!r} lists variable {v.name!r} twice; its update would be "
+                    "applied twice per step. List each variable (or the layer holding it) "
+                    "once."
+                )
             owner[key] = name
         resolved[name] = variables
     return resolved

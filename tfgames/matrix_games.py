@@ -26,7 +26,8 @@ l_2 = -sigma_1^T B sigma_2, so that any game optimizer can be trained on it and 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -142,7 +143,8 @@ def nash_conv(payoffs: Sequence[Any], strategies: Sequence[Any]) -> float:
 
 def exploitability(payoffs: Sequence[Any], strategies: Sequence[Any]) -> float:
     """NashConv(sigma) / n for n players (OpenSpiel's exploitability in two-player zero-sum
-    games: the mean gain of a best-responding player). See :func:`regrets`."""
+    games: the mean gain of a best-responding player). See :func:`regrets`.
+    """
     r = regrets(payoffs, strategies)
     return float(r.sum() / r.size)
 
@@ -150,7 +152,8 @@ def exploitability(payoffs: Sequence[Any], strategies: Sequence[Any]) -> float:
 def bimatrix_nash_conv(row_payoff: Any, column_payoff: Any, x: Any, y: Any) -> float:
     """NashConv of (x, y) in the bimatrix game (A, B): max_i (A y)_i - x^T A y +
     max_j (B^T x)_j - x^T B y. The row player maximises x^T A y, the column player x^T B y
-    (a zero-sum game has B = -A)."""
+    (a zero-sum game has B = -A).
+    """
     return nash_conv([row_payoff, column_payoff], [x, y])
 
 

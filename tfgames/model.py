@@ -16,6 +16,7 @@ from tfgames.optimizers.base import (
     WrapperOptimizer,
     check_optimizer,
     loss_scale_of,
+    loss_scale_optimizer_of,
     num_replicas,
     simultaneous_step,
     steps_game,
@@ -38,7 +39,7 @@ def _place_loss_scaling(node: Any) -> Any:
     if isinstance(node, PerPlayer):
         # The container steps the game itself: each player scales its own loss.
         for player, optimizer in node.player_optimizers.items():
-            if loss_scale_of(optimizer) is None:
+            if loss_scale_optimizer_of(optimizer) is None:
                 node._optimizers[player] = LSO(optimizer)
         return node
     if isinstance(node, WrapperOptimizer):
@@ -105,6 +106,17 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
         replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
         folded = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), replica)
         return tf.cast(folded, seed.dtype)
+
+
+def _total_batch(strategy: tf.distribute.Strategy, size) -> tf.Tensor:
+    """The global batch size, in cross-replica context. On one worker the replicas' sizes are
+    added without a collective op: an all-reduce inside the step may run unordered with the
+    distributed input's own all-reduce of partial batches, and TensorFlow's CPU collectives
+    then mismatch (observed on TF 2.21 with an empty replica)."""
+    extended = getattr(strategy, "extended", None)
+    if getattr(extended, "_in_multi_worker_mode", lambda: False)():
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, size, axis=None)
+    return tf.add_n([tf.identity(s) for s in strategy.experimental_local_results(size)])
 
 
 def _batch_size(data: Any):
@@ -300,9 +312,16 @@ class GameModel(keras.Model):
 
     Each player's loss is reported as the metric ``<player>_loss`` (mean over the epoch), and
     a game optimizer's diagnostics (e.g. SGA's ``sga_lambda``, ``xi_norm``, ``at_xi_norm``) as
-    metrics of the same names. Callbacks, TensorBoard, ``jit_compile``, ``.keras`` saving and
-    resumed training work as for any Keras model; subclasses with sub-models implement
-    ``get_config``/``from_config`` as Keras requires.
+    metrics of the same names; the losses carry the direction "lower is better", so callbacks
+    with ``mode="auto"`` can monitor them. More metrics: declare :attr:`extra_metric_names` and
+    override :meth:`compute_extra_metrics`. Callbacks, TensorBoard, ``jit_compile``,
+    ``.keras`` saving and resumed training work as for any Keras model; the constructor's
+    arguments (sub-models included) are saved automatically (:meth:`get_config`).
+
+    Optional: ``compute_losses(self, data, training=False, sample_weight=None)`` receives
+    Keras' sample / class weights (otherwise ``fit`` refuses them); ``call`` says what
+    ``predict`` and :meth:`generate` return; ``evaluate`` and validation draw their noise from
+    :attr:`evaluation_seed_generator`, so they never change training.
 
     Args:
       seed: seed of :attr:`seed_generator`, the noise stream of ``compute_losses``.
@@ -337,7 +356,7 @@ class GameModel(keras.Model):
         super().__init_subclass__(**kwargs)
         _register(cls)
 
-    def __init__(self, *, seed: int | None = None, **kwargs) -> None:
+    def __init__(self, *, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = ReplicaSeedGenerator(seed, name="game_seed_generator")
@@ -631,18 +650,19 @@ class GameModel(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is None:
             return 1.0 / replicas
-        return size / context.all_reduce(tf.distribute.ReduceOp.SUM, size)
+        return size / context.merge_call(_total_batch, args=(size,))
 
     def _global_losses(self, losses: Mapping[str, tf.Tensor], share) -> dict[str, tf.Tensor]:
-        """Each loss as the global-batch mean: sum over replicas of share * loss (a replica
-        with an empty batch, whose mean loss is nan, contributes 0)."""
-        context = tf.distribute.get_replica_context()
-        if num_replicas() == 1 or context is None:
+        """What each replica logs so that the mean over replicas (Keras' reduction of the step
+        logs) is the global-batch loss: R * share * loss (0 on a replica with an empty batch,
+        whose mean loss is nan). No collective: an all-reduce here would run unordered with
+        the optimizer's gradient all-reduce, which TensorFlow's collectives do not allow."""
+        replicas = num_replicas()
+        if replicas == 1:
             return dict(losses)
         share = tf.cast(share, tf.float32)
-        parts = [tf.where(share > 0, tf.cast(l, tf.float32) * share, 0.0)
-                 for l in losses.values()]
-        return dict(zip(losses, context.all_reduce(tf.distribute.ReduceOp.SUM, parts)))
+        return {p: tf.where(share > 0, tf.cast(l, tf.float32) * (share * replicas), 0.0)
+                for p, l in losses.items()}
 
     def _record(
         self, values: Mapping[str, Any], only_these: bool = False
@@ -703,7 +723,7 @@ class GameModel(keras.Model):
                 record = tf.Variable(
                     [0.0, -1.0, -1.0, 0.0], dtype=tf.float64, trainable=False,
                     name="divergence_record",
-                    synchronization=tf.VariableSynchronization.ON_WRITE,
+                    synchronization=tf.VariableSynchronization.ON_READ,
                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             # Kept out of Keras' tracking: not a weight, never saved.
             object.__setattr__(self, "_divergence_variable", record)
@@ -765,6 +785,32 @@ class GameModel(keras.Model):
                 "or infinite values (training diverged). Nothing was written, so the last "
                 "checkpoint stays intact. Reload it and lower the learning rate."
             )
+
+    def load_weights(self, filepath, *args, **kwargs):
+        """Keras' ``load_weights``, all or nothing: if the file does not fit the model (another
+        width, another input size, another optimizer), every weight, optimizer variable and
+        the noise stream get their values from before the call back, then the error is
+        raised. Keras itself assigns some variables before it finds the mismatch."""
+        seen: set[int] = set()
+        variables = []
+        for v in list(self.variables) + list(getattr(self.optimizer, "variables", None) or []):
+            if id(v) not in seen:
+                seen.add(id(v))
+                variables.append(v)
+        before = [v.numpy() for v in variables]
+        try:
+            return super().load_weights(filepath, *args, **kwargs)
+        except Exception as error:
+            for v, value in zip(variables, before):
+                v.assign(value)
+            if isinstance(error, ValueError):
+                raise ValueError(
+                    f"{error} -- the file {str(filepath)!r} does not fit this "
+                    f"{type(self).__name__}; nothing was changed (weights, optimizer state "
+                    "and noise stream are as before the call). Load it into a model built "
+                    "with the same sizes and optimizer."
+                ) from error
+            raise
 
     def save(self, filepath, *args, **kwargs):
         self._check_weights_finite("save")

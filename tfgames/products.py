@@ -77,6 +77,10 @@ LossFn = Callable[[], Mapping[str, tf.Tensor]]
 class UnreplayableRandomnessError(ValueError):
     """The losses draw from a random stream that a second evaluation cannot replay."""
 
+    # Exception's own constructor lets tf.function's autograph re-raise this class (with the
+    # user-code trace) instead of turning it into a StagingError.
+    __init__ = Exception.__init__
+
 
 # -- exact second derivatives of normalisation statistics --------------------------------------
 #: Whether this Keras exposes the function that :func:`exact_moments` replaces (Keras 3.x's

@@ -127,6 +127,7 @@ def conjugate_gradient(
     tol: float = 1e-6,
     atol: float = 0.0,
     max_iterations: int = 10,
+    unroll: bool = False,
 ) -> SolveResult:
     """Solve A x = b for a symmetric positive-definite A given as ``operator(v) = A v``.
 
@@ -141,6 +142,9 @@ def conjugate_gradient(
       tol: relative tolerance on ||b - A x|| / ||b||.
       atol: absolute tolerance on ||b - A x||.
       max_iterations: the cap on iterations.
+      unroll: a Python loop of ``max_iterations`` masked iterations instead of a
+        ``tf.while_loop`` (needed when ``operator`` all-reduces across replicas; every
+        iteration's product is then computed).
 
     Returns:
       :class:`SolveResult`.
@@ -163,13 +167,27 @@ def conjugate_gradient(
         p = r + (rs_new / rs) * p
         return i + 1, x, r, p, rs_new
 
-    i, x, r, _, rs = tf.while_loop(
-        cond, body, (tf.constant(0, tf.int32), x, r, r, rs), maximum_iterations=max_iterations
+    i, x, r, _, rs = _loop(
+        cond, body, (tf.constant(0, tf.int32), x, r, r, rs), max_iterations, unroll
     )
     residual = tf.sqrt(rs)
-    return SolveResult(
-        flat.split(x), i, i + products0, residual, residual <= threshold
-    )
+    applied = tf.constant(max_iterations, tf.int32) if unroll else i
+    return SolveResult(flat.split(x), i, applied + products0, residual, residual <= threshold)
+
+
+def _loop(cond, body, state, max_iterations: int, unroll: bool):
+    """``tf.while_loop(cond, body, state)``, or with ``unroll=True`` a Python loop of exactly
+    ``max_iterations`` bodies whose results are kept only while ``cond`` holds. Unrolled, the
+    operator may contain a synchronisation point (the all-reduce of a ``tf.distribute``
+    replica), which TensorFlow does not allow inside a ``while_loop``; every iteration's
+    product is then computed (and counted)."""
+    if not unroll:
+        return tf.while_loop(cond, body, state, maximum_iterations=max_iterations)
+    for _ in range(max_iterations):
+        active = cond(*state)
+        new = body(*state)
+        state = tuple(tf.where(active, n, o) for n, o in zip(new, state))
+    return state
 
 
 def _least_squares(h_t: tf.Tensor, beta: tf.Tensor, k: tf.Tensor):
@@ -199,6 +217,7 @@ def gmres(
     tol: float = 1e-6,
     atol: float = 0.0,
     max_iterations: int = 10,
+    unroll: bool = False,
 ) -> SolveResult:
     """Solve A x = b for a general (non-symmetric) A given as ``operator(v) = A v``.
 
@@ -215,6 +234,7 @@ def gmres(
       tol: relative tolerance on ||b - A x|| / ||b||.
       atol: absolute tolerance on ||b - A x||.
       max_iterations: the cap on iterations (the dimension of the Krylov space).
+      unroll: as :func:`conjugate_gradient`.
 
     Returns:
       :class:`SolveResult`.
@@ -259,9 +279,10 @@ def gmres(
         y, residual = _least_squares(h_t, beta, j + 1)
         return j + 1, basis, h_t, y, residual, breakdown
 
-    j, basis, _, y, residual, _ = tf.while_loop(
-        cond, body, (tf.constant(0, tf.int32), basis, h_t, y, beta, tf.constant(False)),
-        maximum_iterations=m,
+    j, basis, _, y, residual, _ = _loop(
+        cond, body, (tf.constant(0, tf.int32), basis, h_t, y, beta, tf.constant(False)), m,
+        unroll,
     )
     x = x0v + tf.linalg.matvec(basis[:m], y, transpose_a=True)
-    return SolveResult(flat.split(x), j, j + products0, residual, residual <= threshold)
+    applied = tf.constant(m, tf.int32) if unroll else j
+    return SolveResult(flat.split(x), j, applied + products0, residual, residual <= threshold)

@@ -143,7 +143,7 @@ class RMSPropOptimizer(keras.optimizers.Optimizer):
         use_locking: bool = False,
         centered: bool = False,
         name: str = "RMSProp",
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         owner = type(self).__name__
         _check_use_locking(use_locking, owner)
@@ -371,7 +371,7 @@ class AdamirrorOptimizer(Adamirror):
         name: str = "Adamirror",
         *,
         first_step: FirstStep = "double",
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         owner = type(self).__name__
         _check_use_locking(use_locking, owner)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy import ndimage, stats
 
-__all__ = ["density_snapshots", "spectrum_plot", "vector_field"]
+__all__ = ["density_snapshots", "loss_curves", "spectrum_plot", "vector_field"]
 
 BBox = tuple[float, float, float, float]
 
@@ -339,6 +339,77 @@ def vector_field(
         ax.set_ylabel(ylabel)
     if paths:
         axes[0].legend(fontsize=8, loc="upper right")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def loss_curves(
+    history: Mapping[str, Sequence[float]] | object,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    log_y: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Training curves of a ``fit``: the players' losses in one panel, each other metric in its own.
+
+    ``<player>_loss`` curves share the first panel; every other logged quantity (an optimizer's
+    diagnostics such as ``xi_norm``, extra metrics) gets a panel of its own. Validation
+    curves (``val_<name>``) are drawn dashed in their training curve's panel and colour.
+
+    Args:
+      history: the ``keras.callbacks.History`` that ``fit`` returns, or its ``history`` dict
+        ``{name: [value per epoch]}``.
+      path: where to save the figure (PNG, PDF, ...); None saves nothing.
+      metrics: names to plot (without ``val_``); default all.
+      log_y: logarithmic y axes (for norms that decay over orders of magnitude).
+      title: the figure's title.
+
+    Returns:
+      The figure.
+    """
+    logs = getattr(history, "history", history)
+    if not isinstance(logs, Mapping) or not logs:
+        raise ValueError(
+            "Argument `history` must be the History returned by fit or a non-empty dict "
+            f"{{name: [values]}}. Received: {type(history).__name__}."
+        )
+    names = [k for k in logs if not k.startswith("val_")]
+    names += [k[4:] for k in logs if k.startswith("val_") and k[4:] not in names]
+    if metrics is not None:
+        unknown = [m for m in metrics if m not in names]
+        if unknown:
+            raise ValueError(
+                f"Argument `metrics` names quantities that were not logged: {unknown}. Logged: "
+                f"{names}."
+            )
+        names = [n for n in names if n in metrics]
+    losses = [n for n in names if n.endswith("_loss") or n == "loss"]
+    panels: list[tuple[str, list[str]]] = [("players' losses", losses)] if losses else []
+    panels += [(n, [n]) for n in names if n not in losses]
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    figure = _new_figure(4.2 * cols, 3.0 * rows)
+    axes = np.atleast_1d(figure.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, (panel, series) in zip(axes, panels):
+        for i, name in enumerate(series):
+            colour = f"C{i % 10}"
+            for key, style in ((name, "-"), (f"val_{name}", "--")):
+                if key in logs:
+                    values = np.asarray(logs[key], dtype=np.float64)
+                    ax.plot(np.arange(1, len(values) + 1), values, style, color=colour,
+                            linewidth=1.3, label=key, marker="o" if len(values) == 1 else None)
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel("epoch")
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if len(series) > 1 or any(f"val_{n}" in logs for n in series):
+            ax.legend(fontsize=8)
+    for ax in axes[len(panels):]:
+        ax.axis("off")
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -83,7 +83,7 @@ class _Anchored(GameOptimizer):
                 anchor.assign(tf.where(first, value, tf.convert_to_tensor(anchor)))
             losses, f_start = game.gradient()
         reported = dict(game.last_losses)
-        k = tf.cast(self._iterations, tf.float32)
+        k = tf.cast(self._iterations, tf.float64)
         beta = self.anchor_weight(k)
         base = anchored_point(saved, anchors, beta)
         with tf.control_dependencies(f_start + list(losses.values())):
@@ -221,7 +221,7 @@ class FastExtragradient(_Anchored):
 
     def _rho_over_alpha(self) -> tf.Tensor:
         learning_rate = tf.convert_to_tensor(self.inner_optimizer.learning_rate)
-        return self.rho / tf.cast(learning_rate, tf.float32)
+        return self.rho / tf.cast(learning_rate, tf.float64)
 
     def _extrapolation(self, f_start, beta):
         scale = 1.0 - beta

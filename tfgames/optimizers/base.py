@@ -49,6 +49,7 @@ __all__ = [
     "as_real",
     "check_optimizer",
     "loss_scale_of",
+    "loss_scale_optimizer_of",
     "num_replicas",
     "positional_hyperparameters",
     "simultaneous_step",
@@ -143,10 +144,10 @@ def positional_hyperparameters(
     return given
 
 
-def loss_scale_of(optimizer: Any) -> tf.Variable | None:
-    """The dynamic scale of the ``LossScaleOptimizer`` that ``optimizer`` applies through.
+def loss_scale_optimizer_of(optimizer: Any) -> keras.optimizers.LossScaleOptimizer | None:
+    """The Keras ``LossScaleOptimizer`` that ``optimizer`` applies its update through.
 
-    Follows ``inner_optimizer`` from ``optimizer`` (a Keras ``LossScaleOptimizer``, or a
+    Follows ``inner_optimizer`` from ``optimizer`` (a ``LossScaleOptimizer`` itself, or a
     wrapper such as :class:`tfgames.Lookahead` whose inner optimizer is one); ``None`` when
     the chain holds none.
     """
@@ -155,9 +156,15 @@ def loss_scale_of(optimizer: Any) -> tf.Variable | None:
     while node is not None and id(node) not in seen:
         seen.add(id(node))
         if isinstance(node, keras.optimizers.LossScaleOptimizer):
-            return node.dynamic_scale
+            return node
         node = getattr(node, "inner_optimizer", None)
     return None
+
+
+def loss_scale_of(optimizer: Any) -> tf.Variable | None:
+    """The dynamic scale of :func:`loss_scale_optimizer_of` (built), or ``None``."""
+    found = loss_scale_optimizer_of(optimizer)
+    return None if found is None else found.dynamic_scale
 
 
 def apply_after(
@@ -276,6 +283,8 @@ class PlayerOptimizer:
         self.optimizer.learning_rate = value
 
     def __getattr__(self, key: str) -> Any:
+        if key in PlayerOptimizer.__slots__:  # not set yet (copy, pickle)
+            raise AttributeError(key)
         return getattr(self.optimizer, key)
 
     def __setattr__(self, key: str, value: Any) -> None:

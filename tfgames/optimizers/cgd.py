@@ -68,10 +68,14 @@ class _Competitive(GameOptimizer):
         super().build(var_list)
         self._warm = [self.add_variable_from_reference(v, name="warm_start") for v in var_list]
 
-    def _solve(self, operator, b, x0):
+    def _solve(self, game: Game, operator, b, x0):
         solve = solvers.conjugate_gradient if self.solver == "cg" else solvers.gmres
-        return solve(operator, b, x0, tol=self.tol, atol=self.atol,
-                     max_iterations=self.max_iterations)
+        reported = game.last_losses  # the losses of the evaluations inside the loop stay there
+        result = solve(operator, b, x0, tol=self.tol, atol=self.atol,
+                       max_iterations=self.max_iterations,
+                       unroll=num_replicas() > 1)
+        game.last_losses = reported
+        return result
 
     def _warm_values(self, game: Game, start: int, stop: int):
         if not self.warm_start:
@@ -176,7 +180,7 @@ class CGD(_Competitive):
             h = _mixed(game, p, q, _mixed(game, q, p, u))
             return [x - alpha**2 * y for x, y in zip(u, h)]
 
-        result = self._solve(schur, b, self._warm_values(game, ps, pe))
+        result = self._solve(game, schur, b, self._warm_values(game, ps, pe))
         d_p = result.x
         d_q = [x - alpha * h for x, h in zip(xi[qs:qe], _mixed(game, q, p, d_p))]
         direction = d_p + d_q if p == 0 else d_q + d_p
@@ -239,7 +243,7 @@ class GACGD(_Competitive):
         def operator(v):
             return [x + self.alpha * h for x, h in zip(v, _blocks.off_diagonal_hv(game, v))]
 
-        result = self._solve(operator, xi, self._warm_values(game, 0, len(xi)))
+        result = self._solve(game, operator, xi, self._warm_values(game, 0, len(xi)))
         count = len(game.players) * result.products
         with tf.control_dependencies(self._store_warm(game, 0, result.x)):
             out = [tf.identity(d) * tf.cast(1.0 / num_replicas(), d.dtype) for d in result.x]
@@ -338,7 +342,7 @@ class ACGD(_Competitive):
             h = _mixed(game, p, q, [e * x for e, x in zip(eta_q, inner)])
             return [x - r * y for x, r, y in zip(z, root_p, h)]
 
-        result = self._solve(schur, b, self._warm_values(game, ps, pe))
+        result = self._solve(game, schur, b, self._warm_values(game, ps, pe))
         delta_p = [r * z for r, z in zip(root_p, result.x)]
         h_delta = _mixed(game, q, p, delta_p)
         delta_q = [-e * (x + h) for e, x, h in zip(eta_q, xi[qs:qe], h_delta)]

@@ -52,7 +52,7 @@ def split_batch(data: Any) -> tuple[Any, Any]:
 
 
 def _positive(name: str, value: Any, *, upper: float | None = None, closed: bool = True) -> float:
-    """``value`` as a float in (0, upper] (or (0, upper) with ``closed=False``), else a ValueError."""
+    """``value`` as a float in (0, upper] ((0, upper) if not ``closed``), else a ValueError."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     ok = ok and np.isfinite(value) and value > 0
     if ok and upper is not None:
@@ -220,16 +220,15 @@ class Extragradient(GameOptimizer):
                 "extrapolation_learning_rate", extrapolation_learning_rate)
         if beta is not None:
             beta = _positive("beta", beta, upper=1.0)
-        if extrapolation_learning_rate is not None or beta is not None:
-            if isinstance(inner_optimizer, PerPlayer) or not isinstance(
-                getattr(inner_optimizer, "learning_rate", None), keras.Variable
-            ):
-                raise ValueError(
-                    f"`{chosen[0]}` swaps the inner optimizer's learning rate for the "
-                    "extrapolation, so the inner optimizer needs one constant learning rate "
-                    "(a float, not a schedule or a PerPlayer container). Received: inner "
-                    f"optimizer {type(inner_optimizer).__name__}."
-                )
+        swaps = extrapolation_learning_rate is not None or beta is not None
+        if swaps and (isinstance(inner_optimizer, PerPlayer) or not isinstance(
+                getattr(inner_optimizer, "learning_rate", None), keras.Variable)):
+            raise ValueError(
+                f"`{chosen[0]}` swaps the inner optimizer's learning rate for the "
+                "extrapolation, so the inner optimizer needs one constant learning rate "
+                "(a float, not a schedule or a PerPlayer container). Received: inner "
+                f"optimizer {type(inner_optimizer).__name__}."
+            )
         if curvature is not None:
             curvature = _positive("curvature", curvature, upper=1.0, closed=False)
             sgd = keras.optimizers.SGD
@@ -304,7 +303,7 @@ class Extragradient(GameOptimizer):
         )
 
     def _extrapolate(self, direction: list, variables: list, after: list) -> None:
-        """w <- w_t - eta' * inner(direction), after every tensor in ``after`` exists."""
+        """W <- w_t - eta' * inner(direction), after every tensor in ``after`` exists."""
         with tf.control_dependencies(after):
             if self.extrapolation_learning_rate is None and self.beta is None:
                 apply_after(self.inner_optimizer, direction, variables)
@@ -374,16 +373,23 @@ class Extragradient(GameOptimizer):
 
     # -- CurvatureEG+ -----------------------------------------------------------------------
     def _jacobian_norm(self, game: Game, f: list[tf.Tensor]) -> tf.Tensor:
-        """||H||_2 by power iteration on H^T H, started from F (matrix-free products)."""
-        tiny = 1e-30
-        v = f
-        squared = None
-        for _ in range(self.power_iterations):
-            scale = products.norm(v)
-            v = [x / tf.cast(tf.maximum(scale, tiny), x.dtype) for x in v]
-            hv = game.products(v, hv=True, htv=False, mode="double_backward").hv
-            v = game.products(hv, hv=False, htv=True).htv  # H^T H v, ||.|| -> sigma_max^2
-            squared = products.norm(v)
+        """||H||_2 by power iteration on H^T H, started from F (matrix-free products).
+
+        A ``tf.while_loop``, so that the traced step does not grow with the iterations.
+        """
+
+        def unit(v):
+            scale = tf.maximum(products.norm(v), 1e-30)
+            return [x / tf.cast(scale, x.dtype) for x in v]
+
+        def iterate(i, squared, *v):
+            hv = game.products(unit(v), hv=True, htv=False, mode="double_backward").hv
+            v = game.products(hv, hv=False, htv=True).htv  # H^T H v: ||.|| -> sigma_max^2
+            return (i + 1, tf.cast(products.norm(v), squared.dtype), *v)
+
+        squared = tf.zeros((), products.norm(f).dtype)
+        _, squared, *_ = tf.while_loop(
+            lambda i, *_: i < self.power_iterations, iterate, [tf.constant(0), squared, *f])
         return tf.sqrt(squared)
 
     def _curvature_step(self, game: Game) -> StepResult:

@@ -79,7 +79,8 @@ class LSS(GameOptimizer):
 
     def _plain(self, game, xi):
         result = solvers.gmres(lambda v: _blocks.full_hv(game, v, self.hvp_mode), xi,
-                               tol=self.tol, max_iterations=self.max_iterations)
+                               tol=self.tol, max_iterations=self.max_iterations,
+                       unroll=num_replicas() > 1)
         return result.x, result, result.products
 
     def _regularized(self, game, xi):
@@ -89,12 +90,14 @@ class LSS(GameOptimizer):
 
         rhs = _blocks.full_htv(game, xi)
         result = solvers.conjugate_gradient(normal, rhs, tol=self.tol,
-                                            max_iterations=self.max_iterations)
+                                            max_iterations=self.max_iterations,
+                       unroll=num_replicas() > 1)
         return result.x, result, 1 + 2 * result.products
 
     def direction(self, game: Game):
         losses, xi = game.gradient()
         xi = all_reduce_sum(xi)
+        reported = game.last_losses
         if self.regularize == "never":
             u, result, count = self._plain(game, xi)
             used = tf.constant(0.0)
@@ -113,10 +116,17 @@ class LSS(GameOptimizer):
             def plain():
                 return u0, r0.iterations, r0.residual_norm, c0
 
-            u, iterations, residual, count = tf.cond(fallback, regularized, plain)
+            if num_replicas() > 1:  # no all-reduce inside tf.cond: compute both, select
+                both = [regularized(), plain()]
+                u = [tf.where(fallback, a, b) for a, b in zip(both[0][0], both[1][0])]
+                iterations, residual, count = (
+                    tf.where(fallback, a, b) for a, b in zip(both[0][1:], both[1][1:]))
+            else:
+                u, iterations, residual, count = tf.cond(fallback, regularized, plain)
             result = solvers.SolveResult(u, iterations, count, residual, tf.constant(True))
             used = tf.cast(fallback, tf.float32)
         htu = _blocks.full_htv(game, u)
+        game.last_losses = reported  # not those of the evaluations inside the solver's loop
         direction = [0.5 * (x + h) for x, h in zip(xi, htu)]
         share = 1.0 / num_replicas()
         out = [d * tf.cast(share, d.dtype) for d in direction]

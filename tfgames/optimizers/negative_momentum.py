@@ -83,11 +83,12 @@ class NegativeMomentum(keras.optimizers.Optimizer):
         self._velocities = self.add_optimizer_variables(var_list, "velocity")
 
     def update_step(self, gradient, variable, learning_rate) -> None:
-        """v <- beta v - eta g;  w <- w + v."""
+        """V <- beta v - eta g;  w <- w + v."""
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         velocity = self._velocities[self._get_variable_index(variable)]
-        step = heavy_ball_velocity(velocity, gradient, lr, ops.cast(self.momentum, variable.dtype))
+        momentum = ops.convert_to_tensor(self.momentum, dtype=variable.dtype)
+        step = heavy_ball_velocity(velocity, gradient, lr, momentum)
         self.assign(velocity, step)
         self.assign_add(variable, step)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import keras
 import tensorflow as tf
@@ -10,7 +11,11 @@ import tensorflow as tf
 from tfgames import products
 from tfgames.game import Game
 from tfgames.optimizers.base import (
-    GameOptimizer, StepResult, all_reduce_sum, apply_after, num_replicas)
+    GameOptimizer,
+    StepResult,
+    all_reduce_sum,
+    apply_after,
+)
 from tfgames.optimizers.per_player import PerPlayer
 
 __all__ = ["BUTCHER_TABLEAUX", "RungeKutta", "gradient_norm_regularizer"]
@@ -164,12 +169,12 @@ class RungeKutta(GameOptimizer):
             )
 
     def _stage(self, game: Game, weight: float) -> tuple[dict, list[tf.Tensor]]:
-        """k = xi (+ weight * the regulariser), this replica's share."""
+        """K = xi (+ weight * the regulariser), this replica's share."""
         if weight == 0.0:
             return game.gradient()
         losses, xi, reg = gradient_norm_regularizer(
             game, self.regularized_player, self.penalized_player)
-        return losses, [x + tf.cast(weight, x.dtype) * r for x, r in zip(xi, reg)]
+        return losses, [x + tf.constant(weight, x.dtype) * r for x, r in zip(xi, reg)]
 
     def apply_game(self, game: Game) -> StepResult:
         """One Runge-Kutta step: s evaluations, then the inner step on sum_i b_i k_i."""
@@ -188,17 +193,18 @@ class RungeKutta(GameOptimizer):
         with tf.control_dependencies(saved):
             losses, k = self._stage(game, first_weight)
         reported = dict(game.last_losses)
-        total = [tf.cast(weights[0], x.dtype) * x for x in k]
+        total = [tf.constant(weights[0], x.dtype) * x for x in k]
         after: Sequence[tf.Tensor] = k + list(losses.values())
         for offset, weight in zip(offsets, weights[1:]):
             k_global = all_reduce_sum(k)
             with tf.control_dependencies(after):
                 for variable, value, x in zip(variables, saved, k_global):
-                    variable.assign(value - tf.cast(h * offset, value.dtype) * x)
+                    step = tf.cast(h, value.dtype) * tf.constant(offset, value.dtype)
+                    variable.assign(value - step * x)
             if self.fresh_noise:
                 game.fresh_noise()
             stage_losses, k = self._stage(game, other_weight)
-            total = [t + tf.cast(weight, x.dtype) * x for t, x in zip(total, k)]
+            total = [t + tf.constant(weight, x.dtype) * x for t, x in zip(total, k)]
             after = k + list(stage_losses.values())
         if offsets:
             with tf.control_dependencies(after):

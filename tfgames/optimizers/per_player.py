@@ -17,6 +17,7 @@ from tfgames.optimizers.base import (
     as_count,
     check_optimizer,
     loss_scale_of,
+    loss_scale_optimizer_of,
     num_replicas,
     simultaneous_step,
     steps_game,
@@ -361,7 +362,7 @@ class PerPlayer(WrapperOptimizer):
 
     def _scales_losses(self) -> bool:
         """Whether players apply through their own LossScaleOptimizer (mixed_float16)."""
-        return any(loss_scale_of(o) is not None for o in self._optimizers.values())
+        return any(loss_scale_optimizer_of(o) is not None for o in self._optimizers.values())
 
     def _steps_game(self) -> bool:
         return self.update_order != "simultaneous" or self._scales_losses()

@@ -19,6 +19,8 @@ import math
 import os
 import sys
 import time
+import warnings
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -29,6 +31,7 @@ import tensorflow as tf
 
 import tfgames
 from tfgames import datasets
+from tfgames.atomic import FolderLock, write_atomically
 from tfgames.lab import samplers
 from tfgames.model import GameModel
 
@@ -285,6 +288,9 @@ def train_with_snapshots(
     """
     keras.utils.set_random_seed(seed)
     model = MLPGAN(config, seed=seed)
+    # The experiments record divergence (non-finite losses are stored as null and flagged)
+    # instead of stopping at it.
+    model.check_finite = False
     model.compile(optimizer=optimizer, jit_compile=jit_compile)
     n_eval = config.eval_batches * config.batch_size
     x_eval = model.sample_real(n_eval, seed + 10_007)
@@ -311,10 +317,14 @@ def train_with_snapshots(
         record(shot, model)
 
     steps = config.snapshot_steps()
+    restored = None
     if checkpoints is not None and checkpoints.saved:
         for shot, at in checkpoints.restore():
             record(shot, at)
-        model = at
+            restored = at
+    if restored is not None:
+        model = restored
+        model.check_finite = False
         model.jit_compile = jit_compile
         start -= snapshots[-1].wall_time_s
         log.info("resumed from %s at step %d", checkpoints.folder, snapshots[-1].step)
@@ -338,11 +348,13 @@ def train_with_snapshots(
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` to a temporary name beside ``path`` (same suffix), then rename it to
-    ``path``: a reader never sees a half-written file."""
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+    """``write(tmp)`` to a unique temporary name beside ``path`` (same suffix), fsync, then
+    rename it to ``path`` (:func:`tfgames.atomic.write_atomically`): a reader never sees a
+    half-written file, and concurrent writers never share a temporary file."""
+    write_atomically(path, write)
+
+
+_DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def _without_names(config: Any) -> Any:
@@ -368,8 +380,17 @@ class _Checkpoints:
         })
         self.state_path = folder / "state.json"
         self.saved: list[dict[str, Any]] = []
+        self.damaged: list[str] = []
         if self.state_path.exists():
-            state = json.loads(self.state_path.read_text())
+            try:
+                state = json.loads(self.state_path.read_text())
+                state["snapshots"]
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(
+                    f"The checkpoint index {self.state_path} is damaged ({error}); it is only "
+                    "replaced atomically, so something else wrote it. Delete the folder "
+                    f"{folder} to start this run over."
+                ) from None
             theirs = {k: state.get(k) for k in self.identity}
             if theirs != self.identity:
                 differ = sorted(k for k in self.identity if theirs[k] != self.identity[k])
@@ -384,6 +405,10 @@ class _Checkpoints:
     def save(self, model: MLPGAN, shot: Snapshot) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"step_{shot.step}"
+        if not all(np.all(np.isfinite(v.numpy())) for v in model.weights):
+            log.warning("step %d: weights are not finite; no checkpoint written (a resumed "
+                        "run restarts from the last finite one)", shot.step)
+            return
         _write_atomically(self.folder / f"{name}.keras", model.save)
         _write_atomically(self.folder / f"{name}.npy", lambda tmp: np.save(tmp, shot.samples))
         self.saved.append(jsonable({
@@ -398,14 +423,28 @@ class _Checkpoints:
         def number(value: Any) -> float:
             return math.nan if value is None else float(value)
 
-        for row in self.saved:
+        for index, row in enumerate(self.saved):
             name = f"step_{row['step']}"
-            at = keras.models.load_model(self.folder / f"{name}.keras")
+            path = self.folder / f"{name}.keras"
+            try:
+                at = keras.models.load_model(path)
+                path = self.folder / f"{name}.npy"
+                samples = np.load(path)
+            except _DAMAGED as error:
+                # Fall back to the last good checkpoint: the run continues from there.
+                message = (f"checkpoint {path} is damaged or missing ({type(error).__name__}: "
+                           f"{str(error)[:200]}); resuming from the previous good checkpoint "
+                           f"({'none: starting over' if index == 0 else self.saved[index - 1]['step']})")
+                log.warning(message)
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                self.damaged.append(str(path))
+                del self.saved[index:]
+                return
             train = row["train_losses"]
             yield Snapshot(
                 row["step"], tuple(number(v) for v in row["losses"]),
                 None if train is None else tuple(number(v) for v in train),
-                np.load(self.folder / f"{name}.npy"), row["wall_time_s"],
+                samples, row["wall_time_s"],
                 {k: number(v) for k, v in row["train_logs"].items()},
             ), at
 
@@ -425,6 +464,39 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+_LOCKS: dict[str, FolderLock] = {}
+
+
+def _check_folder(folder: Path) -> None:
+    """``folder`` must be a folder or creatable as one."""
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(
+                    f"Output folder {str(folder)!r} cannot be used: {str(parent)!r} is a "
+                    "file, not a folder. Choose another output folder."
+                )
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"Output folder {str(folder)!r} cannot be created ({error.strerror}). Choose "
+            "another output folder."
+        ) from None
+
+
+def _lock(folder: Path) -> FolderLock:
+    """This process's lock on ``folder``, held until the process ends (the kernel releases it
+    then, also on a crash)."""
+    key = str(folder.resolve())
+    if key in _LOCKS:  # the same process writes the folder again (e.g. tests, notebooks)
+        _LOCKS.pop(key).release()
+    lock = FolderLock(folder).acquire()
+    _LOCKS[key] = lock
+    return lock
+
+
 @dataclass
 class RunRecord:
     """An experiment's metrics, rewritten atomically to ``path`` at every :meth:`save`.
@@ -438,9 +510,43 @@ class RunRecord:
 
     @classmethod
     def start(cls, out: str | os.PathLike[str], experiment: str, **meta: Any) -> "RunRecord":
-        """A record for ``experiment`` in the folder ``out`` (created), with run metadata."""
+        """A record for ``experiment`` in the folder ``out`` (created), with run metadata.
+
+        Before writing anything it takes the folder's lock (:class:`tfgames.atomic.FolderLock`:
+        a second run into the folder is refused at once, naming the holder; a crashed run's
+        lock is free) and, when the folder holds the checkpoints of a run (``--resume``),
+        checks that they are this run's: a different run is refused before ``metrics.json``
+        is touched.
+
+        Raises:
+            tfgames.atomic.FolderLocked: another live run writes into ``out``.
+            ValueError: ``out`` is not a usable folder, or holds a different run's
+                checkpoints.
+        """
         folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
+        _check_folder(folder)
+        _lock(folder)
+        path = folder / "metrics.json"
+        if (folder / "checkpoints").is_dir() and path.exists():
+            try:
+                theirs = json.loads(path.read_text())
+            except ValueError as error:
+                raise ValueError(
+                    f"{path} is damaged ({error}) and {folder / 'checkpoints'} holds "
+                    "checkpoints: this cannot be checked to be the same run. Delete the "
+                    "folder or choose another output folder."
+                ) from None
+            ours = jsonable({"experiment": experiment,
+                             **{k: v for k, v in meta.items() if k != "command"}})
+            differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+            if differ:
+                raise ValueError(
+                    f"Output folder {str(folder)!r} holds the checkpoints and metrics of a "
+                    f"different run (its {differ} differ: theirs "
+                    f"{[theirs.get(k) for k in differ]}, this run's "
+                    f"{[ours[k] for k in differ]}). Nothing was written. Resume with the "
+                    "same settings, or choose another output folder."
+                )
         data = {
             "experiment": experiment,
             **meta,

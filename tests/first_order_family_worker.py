@@ -1,0 +1,47 @@
+"""The first-order family on one device and under MirroredStrategy on 2 logical CPUs.
+
+Used by tests/test_first_order_family.py in a subprocess (logical devices must be configured
+before TensorFlow initialises); prints one JSON line.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from conftest import TinyGAN, real_batches  # noqa: E402
+from test_first_order_family import REGISTRY  # noqa: E402
+
+
+def run(name, strategy):
+    make, compile_kwargs = REGISTRY[name]
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        model = TinyGAN(seed=3)
+        model.compile(optimizer=make(), **compile_kwargs)
+    model.fit(real_batches(3, 16, with_noise=True), epochs=1, verbose=0)
+    return [v.numpy().tolist() for v in model.trainable_variables]
+
+
+if __name__ == "__main__":
+    out = {}
+    for name in sys.argv[1].split(","):
+        try:
+            single = run(name, tf.distribute.OneDeviceStrategy("/cpu:0"))
+            mirrored = run(name, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+        except ValueError as error:
+            out[name] = {"error": str(error)}
+            continue
+        keras.utils.set_random_seed(1)
+        init = [v.numpy().tolist() for v in TinyGAN(seed=3).trainable_variables]
+        out[name] = {"single": single, "mirrored": mirrored, "init": init}
+    print("RESULT " + json.dumps(out))
