@@ -23,7 +23,7 @@ lint: $(STAMP)  ## ruff (configuration in pyproject.toml)
 test: $(STAMP) lint  ## lint, the default test run (CI) and the strict docs build
 	# exit code 5 is pytest's "no tests collected": not a failure of the project
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider || [ $$? -eq 5 ]
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 test-slow: $(STAMP)  ## long convergence runs
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider -m slow || [ $$? -eq 5 ]
@@ -46,5 +46,5 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 bench: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/step_time.py --matmuls --inner --profile
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/step_time.py --memory
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/first_order.py

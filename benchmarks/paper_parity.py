@@ -20,15 +20,17 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from seed_tf1_mog import initial_weights
+from step_time import SeedGAN
 
-from seed_tf1_mog import initial_weights  # noqa: E402
-from step_time import SeedGAN  # noqa: E402
-from tfgames.lab import samplers  # noqa: E402
-from tfgames.lab.experiments.registry import make_optimizer  # noqa: E402
-from tfgames.lab.experiments.runner import GanConfig  # noqa: E402
-from tfgames.lab import tf1_seed  # noqa: E402
+from tfgames.lab import (
+    samplers,
+    tf1_seed,
+)
+from tfgames.lab.experiments.registry import make_optimizer
+from tfgames.lab.experiments.runner import GanConfig
 
 
 def relative_difference(steps: int, hvp_mode: str = "forward", seed: int = 0) -> float:

@@ -8,10 +8,10 @@ initial weights, through ``GameModel``'s compiled train step:
 - ``la``, ``lola``, ``sos``: :mod:`tfgames.optimizers.opponent_shaping` (target: LA, LOLA and
   SOS at most 1.3x an SGA step);
 - ``hgd``: Hamiltonian gradient descent; ``lead``: LEAD(Adam);
-- ``cgd-k1``, ``cgd-k5``, ``cgd-k10``: CGD with GMRES forced to exactly k iterations
-  (tolerance 0, no warm start): the cost of one solver iteration is the slope
-  (t(k10) - t(k1)) / 9, printed over a plain step (target: at most two Hessian-vector
-  products, i.e. <= the cost of two products = about an SGA step minus a plain one);
+- ``cgd-k1``, ``cgd-k5``, ``cgd-k10``: CGD (alpha = 1) with GMRES forced to exactly k
+  iterations (tolerance 0, no warm start; the solver's k is printed): the cost of one
+  solver iteration is the slope (t(k10) - t(k1)) / 9, printed over a plain step (target: at
+  most two Hessian-vector products, about an SGA step minus a plain one);
 - ``gacgd-k5``, ``acgd-k5``, ``lss-k5``: the other solver-based methods at k = 5.
 
 Repetitions are interleaved across configurations in a rotating order, so that the load of a
@@ -35,16 +35,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
+from first_order import runner
 
-import tfgames  # noqa: E402
-from first_order import runner  # noqa: E402
-from tfgames.optimizers.cgd import ACGD, CGD, GACGD  # noqa: E402
-from tfgames.optimizers.hamiltonian import HamiltonianGD  # noqa: E402
-from tfgames.optimizers.lead import LEAD  # noqa: E402
-from tfgames.optimizers.lss import LSS  # noqa: E402
-from tfgames.optimizers.opponent_shaping import LA, LOLA, SOS  # noqa: E402
+import tfgames
+from tfgames.optimizers.cgd import ACGD, CGD, GACGD
+from tfgames.optimizers.hamiltonian import HamiltonianGD
+from tfgames.optimizers.lead import LEAD
+from tfgames.optimizers.lss import LSS
+from tfgames.optimizers.opponent_shaping import LA, LOLA, SOS
 
 
 def optimizers(lr: float) -> dict:
@@ -58,9 +58,12 @@ def optimizers(lr: float) -> dict:
         "sos": lambda: SOS(rms(), alpha=lr),
         "hgd": lambda: HamiltonianGD(rms()),
         "lead": lambda: LEAD(keras.optimizers.Adam(lr, beta_1=0.5, beta_2=0.9), alpha=0.6),
-        "cgd-k1": lambda: CGD(rms(), alpha=lr, solver="gmres", max_iterations=1, **exact),
-        "cgd-k5": lambda: CGD(rms(), alpha=lr, solver="gmres", max_iterations=5, **exact),
-        "cgd-k10": lambda: CGD(rms(), alpha=lr, solver="gmres", max_iterations=10, **exact),
+        # alpha = 1 for the cost scan: with alpha = lr = 1e-4 the Schur matrix
+        # I - alpha^2 H_pq H_qp is the identity to float32 precision and GMRES stops after one
+        # iteration (a lucky breakdown), whatever k.
+        "cgd-k1": lambda: CGD(rms(), alpha=1.0, solver="gmres", max_iterations=1, **exact),
+        "cgd-k5": lambda: CGD(rms(), alpha=1.0, solver="gmres", max_iterations=5, **exact),
+        "cgd-k10": lambda: CGD(rms(), alpha=1.0, solver="gmres", max_iterations=10, **exact),
         "gacgd-k5": lambda: GACGD(rms(), alpha=lr, max_iterations=5, **exact),
         "acgd-k5": lambda: ACGD(lr, solver="gmres", max_iterations=5, **exact),
         "lss-k5": lambda: LSS(rms(), regularize="never", tol=0.0, max_iterations=5),
@@ -101,8 +104,11 @@ def main(argv=None) -> None:
           f"{'CPU /SGA':>9}{'products':>10}")
     for name in names:
         model = built[name][0]
-        products = model.get_metrics_result().get("hessian_products")
+        metrics = model.get_metrics_result()
+        products = metrics.get("hessian_products")
         products = "" if products is None else f"{float(products):.0f}"
+        if "solver_iterations" in metrics:
+            products += f" (k={float(metrics['solver_iterations']):.0f})"
         if name == "sga":
             products = "2"
         print(f"{name:<10}{1e3 * statistics.median(times[name]):>10.1f}"

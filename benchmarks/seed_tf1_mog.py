@@ -22,9 +22,8 @@ import time
 import keras
 import numpy as np
 
-from tfgames.lab import metrics, samplers
-from tfgames.lab.experiments.runner import GanConfig, MLPGAN
-from tfgames.lab import tf1_seed
+from tfgames.lab import metrics, samplers, tf1_seed
+from tfgames.lab.experiments.runner import MLPGAN, GanConfig
 
 
 def initial_weights(seed: int, config: GanConfig) -> dict[str, list[np.ndarray]]:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -64,19 +65,19 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow.python.eager import context  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.eager import context
 
-import tfgames  # noqa: E402
+import tfgames
 
 tf.get_logger().setLevel("ERROR")  # retracing warnings: every row is its own function
 
 try:  # the lab split (issue 15) moves the TF1 reference
-    from tfgames.lab import tf1_seed  # noqa: E402
+    from tfgames.lab import tf1_seed
 except ImportError:  # pragma: no cover
-    from tfgames.testing import tf1_seed  # noqa: E402
+    from tfgames.testing import tf1_seed
 
 Z_DIM, X_DIM, LR = 64, 2, 1e-4
 GRID = np.array([(i, j) for i in (-1.5, -0.5, 0.5, 1.5) for j in (-1.5, -0.5, 0.5, 1.5)])
@@ -90,7 +91,7 @@ def init_weights(depth: int, width: int, z_dim: int = Z_DIM, x_dim: int = X_DIM,
 
     def net(sizes):
         out = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in itertools.pairwise(sizes):
             out += [(rng.standard_normal((a, b)) * np.sqrt(1.0 / a)).astype("float32"),
                     np.zeros(b, "float32")]
         return out
@@ -296,7 +297,7 @@ def hand_runner(weights: dict, kind: str, x: np.ndarray, jit: bool = False):
 
 
 class _Colocated:
-    """``tf.compat.v1`` with every ``tf.gradients`` call given one ``colocate_gradients_with_ops``."""
+    """``tf.compat.v1`` whose ``tf.gradients`` always gets one ``colocate_gradients_with_ops``."""
 
     def __init__(self, module, value: bool):
         self._module, self._value = module, value
@@ -305,7 +306,8 @@ class _Colocated:
         return getattr(self._module, name)
 
     def gradients(self, *args, **kwargs):
-        return self._module.gradients(*args, **{**kwargs, "colocate_gradients_with_ops": self._value})
+        kwargs["colocate_gradients_with_ops"] = self._value
+        return self._module.gradients(*args, **kwargs)
 
 
 def tf1_runner(weights: dict, mode: str, depth: int, width: int, x: np.ndarray,
@@ -432,7 +434,7 @@ def print_table(title: str, result: dict) -> dict:
     return out
 
 
-# -- memory: one configuration per fresh process ----------------------------------------------------
+# -- memory: one configuration per fresh process -----------------------------------------------
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:

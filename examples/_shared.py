@@ -12,8 +12,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -133,7 +133,7 @@ class Snapshots(keras.callbacks.Callback):
 def snapshot_epochs(steps: int, window: int, count: int) -> list[int]:
     """``count`` epochs (0-based, of ``window`` steps each) spread evenly, ending with the last."""
     epochs = max(1, steps // max(1, min(window, steps)))
-    return sorted({int(round(e)) - 1 for e in np.linspace(epochs / count, epochs, count)})
+    return sorted({round(e) - 1 for e in np.linspace(epochs / count, epochs, count)})
 
 
 # -- figures -------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def digit_panels(panels: Mapping[str, np.ndarray], path: Path) -> Path:
     figure = new_figure(3.2 * len(panels), 3.4)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, images) in zip(axes, panels.items()):
-        ncols = int(math.isqrt(len(images)))
+        ncols = math.isqrt(len(images))
         ax.imshow(gallery(np.clip(images, 0.0, 1.0), ncols), cmap="gray", vmin=0.0, vmax=1.0)
         ax.set_title(title, fontsize=11)
         ax.axis("off")

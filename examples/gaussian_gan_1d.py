@@ -7,7 +7,7 @@ sorted samples of N(-1, 1) and the noise is stratified, z = linspace(-5, 5, M) +
 1. Pre-training: D is regressed on the density, min E (D(x) - N(x; -1, 1))^2 with x ~ U[-5, 5],
    1,000 steps.
 2. The game (Goodfellow et al. 2014, Algorithm 1, k = 1), alternating one discriminator step and
-   one generator step (``schedule="alternating"``), each on a fresh minibatch:
+   one generator step (``update_order="alternating"``), each on a fresh minibatch:
 
        l_D = 1 - E[log D(x) + log(1 - D(G(z)))],     l_G = 1 - E log D(G(z))
 
@@ -33,10 +33,10 @@ from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
+import _shared
 
-import tfgames  # noqa: E402
-import tfgames.lab.models  # noqa: E402
+import tfgames
+import tfgames.lab.models
 
 MU, SIGMA = -1.0, 1.0
 M = 200
@@ -143,7 +143,7 @@ def main(argv=None) -> dict:
     model = GaussianGAN(discriminator, generator, seed=args.seed)
     model.compile(optimizer={"discriminator": momentum_optimizer(),
                              "generator": momentum_optimizer()},
-                  schedule="alternating", **_shared.compile_kwargs(args))
+                  update_order="alternating", **_shared.compile_kwargs(args))
     # One iteration of the seed = one discriminator step + one generator step.
     curves, steps, seconds = _shared.fit_in_windows(
         model, tfgames.datasets.step_dataset(1).repeat(), 2 * args.steps,

@@ -36,13 +36,19 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
-from _mnist_models import (  # noqa: E402
-    BATCH_SIZE, bernoulli, bound_terms, decoder_network, encoder_network, multi_normal,
-    stateless_seed)
-from mnist_vae import vae_figures  # noqa: E402
+import _shared
+from _mnist_models import (
+    BATCH_SIZE,
+    bernoulli,
+    bound_terms,
+    decoder_network,
+    encoder_network,
+    multi_normal,
+    stateless_seed,
+)
+from mnist_vae import vae_figures
 
-import tfgames  # noqa: E402
+import tfgames
 
 DEFAULT_TARGET = -95.0
 

@@ -12,7 +12,7 @@ Losses (binary cross-entropy on D's probabilities, as Keras' ``binary_crossentro
     l_D = (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2,     l_G = BCE(D(G(z')), 1),
 
 each player with its own Adam(2e-4, beta_1 = 0.5), batch 32, alternating one discriminator step
-and one generator step (``schedule="alternating"``), each on a fresh batch and fresh noise. The
+and one generator step (``update_order="alternating"``), each on a fresh batch and fresh noise. The
 seed took the discriminator's real and fake halves as two consecutive ``train_on_batch`` calls
 and generated the fake batch with the generator in inference mode; here they are one step on the
 averaged loss, with the generator in training mode.
@@ -35,9 +35,9 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
+import _shared
 
-import tfgames  # noqa: E402
+import tfgames
 import tfgames.lab.mnist
 
 LATENT_DIM = 100
@@ -107,7 +107,7 @@ def main(argv=None) -> dict:
     model = DenseGAN(seed=args.seed)
     model.compile(optimizer={"discriminator": keras.optimizers.Adam(2e-4, beta_1=0.5),
                              "generator": keras.optimizers.Adam(2e-4, beta_1=0.5)},
-                  schedule="alternating", **_shared.compile_kwargs(args))
+                  update_order="alternating", **_shared.compile_kwargs(args))
     fixed_z = np.random.default_rng(args.seed).standard_normal((25, LATENT_DIM)).astype("f4")
     train_steps = 2 * args.steps  # one iteration = a discriminator step + a generator step
     window = min(2 if args.smoke else 200, train_steps)

@@ -9,7 +9,7 @@ generator = the VAE decoder with a tanh output, discriminator = five 5x5 convolu
 ``_mnist_models.py``), z ~ N(0, I_10), batch 64. Each player has its own optimizer, the
 discriminator Adam(1e-4, beta_1 = 0.5, beta_2 = 0.9) and the generator Adam(3e-4, 0.9, 0.9),
 and the seed's loop alternates one discriminator step and one generator step, each on fresh
-data and noise: ``compile(optimizer={...}, schedule="alternating")``. l_D = log 2 is the value
+data and noise: ``compile(optimizer={...}, update_order="alternating")``. l_D = log 2 is the value
 where the discriminator is fooled (D = 1/2 everywhere).
 
 ``--discriminator-adam`` and ``--generator-adam`` (LR BETA_1 BETA_2) replace the seed's Adams.
@@ -45,11 +45,10 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
-from _mnist_models import (  # noqa: E402
-    BATCH_SIZE, NUM_LATENTS, decoder_network, discriminator_network)
+import _shared
+from _mnist_models import BATCH_SIZE, NUM_LATENTS, decoder_network, discriminator_network
 
-import tfgames  # noqa: E402
+import tfgames
 import tfgames.lab.mnist
 
 
@@ -82,7 +81,7 @@ def run(model: tfgames.GameModel, optimizers: dict, schedule, args, name: str, *
     out = _shared.setup(args, name, full_steps=full_steps, smoke_steps=2)
     images = _shared.mnist_images(args)
     batch = 16 if args.smoke else BATCH_SIZE
-    model.compile(optimizer=optimizers, schedule=schedule, **_shared.compile_kwargs(args))
+    model.compile(optimizer=optimizers, update_order=schedule, **_shared.compile_kwargs(args))
     per_iteration = (sum(schedule.values()) if isinstance(schedule, dict) else 2)
     train_steps = per_iteration * args.steps
     window = min(per_iteration * (1 if args.smoke else 50), train_steps)

@@ -31,13 +31,19 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
-from _mnist_models import (  # noqa: E402
-    BATCH_SIZE, NUM_LATENTS, bernoulli, bound_terms, decoder_network, multi_normal,
-    stateless_seed)
-from mnist_vae import vae_figures  # noqa: E402
+import _shared
+from _mnist_models import (
+    BATCH_SIZE,
+    NUM_LATENTS,
+    bernoulli,
+    bound_terms,
+    decoder_network,
+    multi_normal,
+    stateless_seed,
+)
+from mnist_vae import vae_figures
 
-import tfgames  # noqa: E402
+import tfgames
 
 NUM_SVI_UPDATES = 10
 
@@ -103,7 +109,7 @@ def main(argv=None) -> dict:
     model = SVI(len(images), args.inner_steps, seed=args.seed)
     model.compile(optimizer={"variational": keras.optimizers.SGD(0.05),
                              "decoder": keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.9)},
-                  schedule={"variational": args.inner_steps, "decoder": 1},
+                  update_order={"variational": args.inner_steps, "decoder": 1},
                   **_shared.compile_kwargs(args))
     # Each batch is repeated for the inner variational updates and the decoder update.
     dataset = _shared.image_batches(images, batch, args.seed, with_index=True).flat_map(

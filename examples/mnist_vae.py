@@ -31,12 +31,19 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
-from _mnist_models import (  # noqa: E402
-    BATCH_SIZE, NUM_LATENTS, bernoulli, bound_terms, decoder_network, encoder_network,
-    multi_normal, stateless_seed)
+import _shared
+from _mnist_models import (
+    BATCH_SIZE,
+    NUM_LATENTS,
+    bernoulli,
+    bound_terms,
+    decoder_network,
+    encoder_network,
+    multi_normal,
+    stateless_seed,
+)
 
-import tfgames  # noqa: E402
+import tfgames
 
 
 class AmortizedVAE(tfgames.GameModel):

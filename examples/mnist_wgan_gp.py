@@ -8,7 +8,7 @@ The Wasserstein GAN value with the gradient penalty of Gulrajani et al. (2017):
 x^ = e x + (1 - e) G(z) with e ~ U[0, 1] per example, ||v||_eps = sqrt(eps + sum v^2) with
 eps = 1e-5 (the seed's ``batch_l2_norms``), lambda = 10. Same networks as ``mnist_gan.py``;
 both players use Adam(1e-4, beta_1 = 0.5, beta_2 = 0.9), and the critic takes 5 steps per
-generator step, each on fresh data and noise: ``schedule={"discriminator": 5,
+generator step, each on fresh data and noise: ``update_order={"discriminator": 5,
 "generator": 1}``. The penalty's gradient with respect to the critic's parameters is a
 second derivative (a tape inside the loss).
 
@@ -28,8 +28,8 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
-from mnist_gan import ConvGAN, run  # noqa: E402
+import _shared
+from mnist_gan import ConvGAN, run
 
 GRADIENT_PENALTY_COEFF = 10.0
 NUM_DISC_UPDATES_PER_GEN_UPDATE = 5

@@ -26,19 +26,19 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-import matplotlib  # noqa: E402
+import keras
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import tfgames  # noqa: E402
-from tfgames.optimizers.cgd import CGD  # noqa: E402
-from tfgames.optimizers.hamiltonian import HamiltonianGD  # noqa: E402
-from tfgames.optimizers.lead import LEAD  # noqa: E402
-from tfgames.optimizers.lss import LSS  # noqa: E402
-from tfgames.optimizers.opponent_shaping import LA, LOLA, SOS  # noqa: E402
+import tfgames
+from tfgames.optimizers.cgd import CGD
+from tfgames.optimizers.hamiltonian import HamiltonianGD
+from tfgames.optimizers.lead import LEAD
+from tfgames.optimizers.lss import LSS
+from tfgames.optimizers.opponent_shaping import LA, LOLA, SOS
 
 G = tfgames.games
 

@@ -35,9 +35,9 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
+import _shared
 
-import tfgames  # noqa: E402
+import tfgames
 import tfgames.lab.plotting
 
 N_SAMPLES = 1000

@@ -26,14 +26,13 @@ import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _shared  # noqa: E402
+import _shared
 
-import tfgames  # noqa: E402
+import tfgames
 import tfgames.lab.metrics
 import tfgames.lab.models
 import tfgames.lab.plotting

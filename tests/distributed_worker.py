@@ -17,7 +17,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
@@ -27,8 +27,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-import tfgames  # noqa: E402
 from conftest import TinyGAN, real_batches  # noqa: E402
+
+import tfgames  # noqa: E402
 
 
 def make_optimizer(name):
@@ -97,14 +98,17 @@ if __name__ == "__main__":
                "plain": [keras.random.normal((8, 3), seed=plain).numpy().tolist()
                          for _ in range(2)],
                # SGA with the noise drawn in the step, twice under 2 replicas: reproducible.
-               "drawn": [run("sga", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
-                             "drawn")[0] for _ in range(2)]}
+               "drawn": [run("sga", two, "drawn")[0] for _ in range(2)]}
         print("RESULT " + json.dumps(out))
         sys.exit(0)
+    # One strategy of each kind for every run: several MirroredStrategy objects in one process
+    # share TensorFlow's collective executor and their instance keys can collide (observed as
+    # an occasional "Shape mismatch in the collective instance" after several runs).
+    one = tf.distribute.OneDeviceStrategy("/cpu:0")
+    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     for name in names:
-        single, single_logs = run(name, tf.distribute.OneDeviceStrategy("/cpu:0"), mode)
-        mirrored, mirrored_logs = run(
-            name, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), mode)
+        single, single_logs = run(name, one, mode)
+        mirrored, mirrored_logs = run(name, two, mode)
         keras.utils.set_random_seed(1)
         init = [v.numpy().tolist() for v in TinyGAN(seed=3).trainable_variables]
         out[name] = {"single": single, "mirrored": mirrored, "init": init,

@@ -13,13 +13,14 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-import tfgames  # noqa: E402
-from tfgames.callbacks import BackupAndRestore  # noqa: E402
-from conftest import TinyGAN, real_batches  # noqa: E402
+from conftest import TinyGAN, real_batches
+
+import tfgames
+from tfgames.callbacks import BackupAndRestore
 
 OPTIMIZERS = {  # each with the state the resumed run must restore
     "sga": lambda: tfgames.SGA(keras.optimizers.Adam(1e-2)),  # the inner Adam's moments

@@ -11,12 +11,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(__file__))
-from conftest import TinyGAN, real_batches  # noqa: E402
-from distributed_worker import make_optimizer  # noqa: E402
+from conftest import TinyGAN, real_batches
+from distributed_worker import make_optimizer
 
 GLOBAL_BATCH = 16
 

@@ -11,8 +11,8 @@ sqrt(v) and folds the bias corrections into the step; RMSprop divides by sqrt(v 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -36,6 +36,20 @@ class QuadraticGame:
     def jacobian(self, w: np.ndarray) -> np.ndarray:
         k = len(self.B)
         return np.block([[self.a * np.eye(k), self.B], [-self.B.T, self.c * np.eye(k)]])
+
+    def off_diagonal(self, w: np.ndarray) -> np.ndarray:
+        """H_o: H with its diagonal (own-player) blocks zeroed."""
+        k, jac = len(self.B), self.jacobian(w).copy()
+        jac[:k, :k] = jac[k:, k:] = 0.0
+        return jac
+
+    def chi(self, w: np.ndarray) -> np.ndarray:
+        """LOLA's chi_i = sum_{j != i} Hess(l_j)[i, j] grad_j l_i with l_x = f, l_y = -f:
+        chi_x = (-B)(B^T x - c y), chi_y = B^T (-(a x + B y))."""
+        k = len(self.B)
+        x, y = w[:k], w[k:]
+        return np.concatenate([-self.B @ (self.B.T @ x - self.c * y),
+                               -self.B.T @ (self.a * x + self.B @ y)])
 
 
 BILINEAR = QuadraticGame(0.0, 0.0, np.array([[1.0]]))  # f = x * y
@@ -232,3 +246,115 @@ class FieldGame:
     """A game given by its simultaneous gradient alone (first-order oracles need nothing else)."""
 
     field: Field
+
+
+class HeavyBall:
+    """Polyak's heavy ball, simultaneous: w <- w - lr xi(w) + beta (w - w_prev), w_prev = w_0 at
+    the first step (negative beta: Gidel et al., AISTATS 2019)."""
+
+    def __init__(self, game, lr, beta) -> None:
+        self.game, self.lr, self.beta, self.previous = game, lr, beta, None
+
+    def step(self, w):
+        previous = w if self.previous is None else self.previous
+        self.previous = w
+        return w - self.lr * self.game.field(w) + self.beta * (w - previous)
+
+
+class FromTrajectory:
+    """An oracle given as ``trajectory(field, w0, steps) -> [w_1, ..., w_steps]`` (a paper's
+    update transcribed as a loop): steps through the precomputed trajectory."""
+
+    def __init__(self, game, trajectory_fn, horizon: int = 16) -> None:
+        self.game, self.fn, self.horizon, self.out = game, trajectory_fn, horizon, None
+
+    def step(self, w):
+        if self.out is None:
+            self.out = iter(self.fn(self.game.field, w, self.horizon))
+        return next(self.out)
+
+
+class OpponentShaping:
+    """Letcher et al. (ICLR 2019): LA = xi - alpha H_o xi; LOLA = LA - alpha chi; SOS = LA -
+    p alpha chi with p = min(p1, p2), p1 = 1 if <-alpha chi, LA> >= 0 else
+    min(1, -a ||LA||^2 / <-alpha chi, LA>), p2 = ||xi||^2 if ||xi|| < b else 1."""
+
+    def __init__(self, game, inner, method, alpha=1.0, a=0.5, b=0.1) -> None:
+        self.game, self.inner, self.method = game, inner, method
+        self.alpha, self.a, self.b = alpha, a, b
+
+    def step(self, w):
+        xi = self.game.field(w)
+        la = xi - self.alpha * self.game.off_diagonal(w) @ xi
+        if self.method == "la":
+            return self.inner.step(w, la)
+        chi = self.alpha * self.game.chi(w)
+        if self.method == "lola":
+            return self.inner.step(w, la - chi)
+        dot = (-chi) @ la
+        p1 = 1.0 if dot >= 0 else min(1.0, -self.a * (la @ la) / dot)
+        p2 = (xi @ xi) if np.linalg.norm(xi) < self.b else 1.0
+        return self.inner.step(w, la - min(p1, p2) * chi)
+
+
+class HamiltonianMethod:
+    """Balduzzi et al. (2018) / Loizou et al. (2020): dir = grad 1/2 ||xi||^2 = H^T xi."""
+
+    def __init__(self, game, inner) -> None:
+        self.game, self.inner = game, inner
+
+    def step(self, w):
+        return self.inner.step(w, self.game.jacobian(w).T @ self.game.field(w))
+
+
+class CompetitiveMethod:
+    """Schaefer & Anandkumar (NeurIPS 2019), linearised n-player form: dir =
+    (I + alpha H_o)^{-1} xi."""
+
+    def __init__(self, game, inner, alpha) -> None:
+        self.game, self.inner, self.alpha = game, inner, alpha
+
+    def step(self, w):
+        system = np.eye(len(w)) + self.alpha * self.game.off_diagonal(w)
+        return self.inner.step(w, np.linalg.solve(system, self.game.field(w)))
+
+
+class ACGDMethod:
+    """Schaefer, Zheng & Anandkumar (ICML 2020): v <- beta v + (1 - beta) xi^2,
+    eta = lr sqrt(1 - beta^t) / (sqrt(v) + eps), w <- w - (I + eta H_o)^{-1} eta xi."""
+
+    def __init__(self, game, lr, beta=0.99, eps=1e-8) -> None:
+        self.game, self.lr, self.beta, self.eps = game, lr, beta, eps
+        self.v, self.t = 0.0, 0
+
+    def step(self, w):
+        xi = self.game.field(w)
+        self.t += 1
+        self.v = self.beta * self.v + (1 - self.beta) * xi**2
+        eta = self.lr * np.sqrt(1 - self.beta**self.t) / (np.sqrt(self.v) + self.eps)
+        system = np.eye(len(w)) + eta[:, None] * self.game.off_diagonal(w)
+        return w - np.linalg.solve(system, eta * xi)
+
+
+class LSSMethod:
+    """Mazumdar, Jordan & Sastry (2019): dir = (xi + H^T H^{-1} xi) / 2."""
+
+    def __init__(self, game, inner) -> None:
+        self.game, self.inner = game, inner
+
+    def step(self, w):
+        xi, jac = self.game.field(w), self.game.jacobian(w)
+        return self.inner.step(w, 0.5 * (xi + jac.T @ np.linalg.solve(jac, xi)))
+
+
+class LEADMethod:
+    """Askari Hemmat et al. (TMLR 2023): dir = xi - alpha H_o^T (w_t - w_{t-1}), w_{-1} = w_0."""
+
+    def __init__(self, game, inner, alpha) -> None:
+        self.game, self.inner, self.alpha, self.previous = game, inner, alpha, None
+
+    def step(self, w):
+        previous = w if self.previous is None else self.previous
+        self.previous = w
+        direction = self.game.field(w) - self.alpha * self.game.off_diagonal(w).T @ (w - previous)
+        return self.inner.step(w, direction)

@@ -12,13 +12,15 @@ special to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
-
 import oracles
+from test_first_order_family import numpy_eag, numpy_feg, numpy_runge_kutta
+
 import tfgames
 
 # The quadratic game every oracle is checked on: min_x max_y f = a/2 |x|^2 + x^T B y - c/2 |y|^2.
@@ -119,7 +121,8 @@ ENTRIES: list[Entry] = [
              r"`beta_1` must be in the \[0, 1\) range.*beta_1=1.0"),
             (lambda: tfgames.Adamirror(beta_2=-0.1), ValueError,
              r"`beta_2` must be in the \[0, 1\).*beta_2=-0.1"),
-            (lambda: tfgames.Adamirror(epsilon=-1), ValueError, r"`epsilon` must be >= 0.*epsilon=-1"),
+            (lambda: tfgames.Adamirror(epsilon=-1), ValueError,
+             r"`epsilon` must be >= 0.*epsilon=-1"),
         ],
     ),
     Entry(
@@ -192,6 +195,110 @@ ENTRIES: list[Entry] = [
         lambda g: oracles.PerPlayerMethod(g, [slice(0, 2), slice(2, 4)],
                                           [oracles.SGD(0.1), oracles.RMSprop(0.01)],
                                           order=[(0, 2), (1, 1)]),
+        evaluations=1,
+    ),
+    Entry(
+        "extra_anchored_gradient",
+        lambda: tfgames.ExtraAnchoredGradient(SGD(0.125)),
+        lambda g: oracles.FromTrajectory(g, lambda f, w, n: numpy_eag(f, w, 0.125, n)),
+        evaluations=2,
+    ),
+    Entry(
+        "fast_extragradient",
+        lambda: tfgames.FastExtragradient(SGD(0.2), rho=-0.05),
+        lambda g: oracles.FromTrajectory(g, lambda f, w, n: numpy_feg(f, w, 0.2, -0.05, n)),
+        evaluations=2,
+        bad_inputs=[(lambda: tfgames.FastExtragradient(SGD(0.5), rho=-0.3), ValueError,
+                     r"`rho` must be > -alpha / 2.*rho=-0.3 with alpha=0.5")],
+    ),
+    Entry(
+        "negative_momentum",
+        lambda: tfgames.NegativeMomentum(0.1, momentum=-0.5),
+        lambda g: oracles.HeavyBall(g, 0.1, -0.5),
+        evaluations=1,
+    ),
+    Entry(
+        "runge_kutta_heun",
+        lambda: tfgames.RungeKutta(SGD(0.125), method="heun"),
+        lambda g: oracles.FromTrajectory(
+            g, lambda f, w, n: numpy_runge_kutta(f, w, 0.125, "heun", n)),
+        evaluations=2,
+        bad_inputs=[(lambda: tfgames.RungeKutta(SGD(0.1), method="rk3"), ValueError,
+                     r"`method` must be one of \['euler', 'heun', 'rk4'\]")],
+    ),
+    Entry(
+        "runge_kutta_rk4",
+        lambda: tfgames.RungeKutta(SGD(0.125), method="rk4"),
+        lambda g: oracles.FromTrajectory(
+            g, lambda f, w, n: numpy_runge_kutta(f, w, 0.125, "rk4", n)),
+        evaluations=4,
+    ),
+    Entry(
+        "averaging_ema",
+        lambda: tfgames.Averaging(SGD(0.1), method="ema", decay=0.9),
+        lambda g: oracles.Simultaneous(g, oracles.SGD(0.1)),
+        evaluations=1,
+        bad_inputs=[(lambda: tfgames.Averaging(SGD(0.1), method="ema", decay=1.0), ValueError,
+                     r"`decay` must be a number in \[0, 1\).*decay=1.0")],
+    ),
+    Entry(
+        "la",
+        lambda: tfgames.LA(SGD(0.05), alpha=0.4),
+        lambda g: oracles.OpponentShaping(g, oracles.SGD(0.05), "la", alpha=0.4),
+        evaluations=1,
+    ),
+    Entry(
+        "lola",
+        lambda: tfgames.LOLA(SGD(0.05), alpha=0.4),
+        lambda g: oracles.OpponentShaping(g, oracles.SGD(0.05), "lola", alpha=0.4),
+        evaluations=1,
+    ),
+    Entry(
+        "sos",
+        lambda: tfgames.SOS(SGD(0.05), alpha=0.4, a=0.3, b=0.2),
+        lambda g: oracles.OpponentShaping(g, oracles.SGD(0.05), "sos", alpha=0.4, a=0.3, b=0.2),
+        evaluations=1,
+    ),
+    Entry(
+        "hamiltonian_gd",
+        lambda: tfgames.HamiltonianGD(SGD(0.05)),
+        lambda g: oracles.HamiltonianMethod(g, oracles.SGD(0.05)),
+        evaluations=1,
+        bilinear=(lambda: tfgames.HamiltonianGD(SGD(0.1)), 300, True),
+    ),
+    Entry(
+        "cgd",
+        lambda: tfgames.CGD(SGD(0.1), alpha=0.5, tol=1e-7, max_iterations=10),
+        lambda g: oracles.CompetitiveMethod(g, oracles.SGD(0.1), 0.5),
+        evaluations=1,
+        bilinear=(lambda: tfgames.CGD(SGD(0.5), alpha=0.5), 300, True),
+        rtol=1e-4,
+    ),
+    Entry(
+        "gacgd",
+        lambda: tfgames.GACGD(SGD(0.1), alpha=0.5, tol=1e-7, max_iterations=10),
+        lambda g: oracles.CompetitiveMethod(g, oracles.SGD(0.1), 0.5),
+        evaluations=1,
+        rtol=1e-4,
+    ),
+    Entry(
+        "acgd",
+        lambda: tfgames.ACGD(0.05, beta=0.9, epsilon=1e-5, tol=1e-7, max_iterations=10),
+        lambda g: oracles.ACGDMethod(g, 0.05, beta=0.9, eps=1e-5),
+        evaluations=1,
+        rtol=1e-4,
+    ),
+    Entry(
+        "lss",
+        lambda: tfgames.LSS(SGD(0.05), regularize="never", tol=1e-7, max_iterations=10),
+        lambda g: oracles.LSSMethod(g, oracles.SGD(0.05)),
+        evaluations=1,
+        rtol=1e-4,
+    ),
+    Entry(
+        "lead",
+        lambda: tfgames.LEAD(SGD(0.05), alpha=0.3),
+        lambda g: oracles.LEADMethod(g, oracles.SGD(0.05), 0.3),
         evaluations=1,
     ),
     Entry(

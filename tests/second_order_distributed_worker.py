@@ -8,7 +8,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -47,15 +47,14 @@ def run(name, strategy):
 
 
 if __name__ == "__main__":
-    out = {}
-    for name in sys.argv[1].split(","):
+    for name in sys.argv[1].split(","):  # one RESULT line per optimizer, as soon as done
         try:
             single = run(name, tf.distribute.OneDeviceStrategy("/cpu:0"))
             mirrored = run(name, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
         except Exception as error:  # reported per optimizer by the test
-            out[name] = {"error": f"{type(error).__name__}: {str(error)[:1500]}"}
-            continue
-        keras.utils.set_random_seed(1)
-        init = [v.numpy().tolist() for v in TinyGAN(seed=3, width=6).trainable_variables]
-        out[name] = {"single": single, "mirrored": mirrored, "init": init}
-    print("RESULT " + json.dumps(out))
+            out = {"error": f"{type(error).__name__}: {str(error)[:1500]}"}
+        else:
+            keras.utils.set_random_seed(1)
+            init = [v.numpy().tolist() for v in TinyGAN(seed=3, width=6).trainable_variables]
+            out = {"single": single, "mirrored": mirrored, "init": init}
+        print("RESULT " + json.dumps({name: out}), flush=True)

@@ -7,9 +7,9 @@ config round trip and resumed training.
 
 import keras
 import numpy as np
+import oracles
 import pytest
 
-import oracles
 import tfgames
 
 A, C = 0.5, 0.3

@@ -11,7 +11,6 @@ GradientTape loop drawing z from its own ``SeedGenerator`` with the same seed.
 import keras
 import numpy as np
 import tensorflow as tf
-
 from conftest import TinyGAN
 
 STEPS = 8

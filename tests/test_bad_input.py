@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import flat
 
 import tfgames
-from conftest import TinyGAN, flat, real_batches
 
 
 class _Game(tfgames.GameModel):

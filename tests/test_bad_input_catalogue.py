@@ -6,18 +6,14 @@ Cases marked ``xfail`` are known gaps in modules owned elsewhere (listed in the 
 they stay visible here and start passing when fixed.
 """
 
-import json
-import math
-import os
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TinyGAN, real_batches
 
 import tfgames
-from conftest import TinyGAN, real_batches
 from tfgames.callbacks import BackupAndRestore, TrainingDiverged
 
 S = keras.optimizers.SGD
@@ -49,7 +45,7 @@ def _ids(cases):
 
 def _state(model):
     variables = list(model.variables)
-    if model.optimizer is not None:
+    if getattr(model, "optimizer", None) is not None:
         variables += list(model.optimizer.variables)
     return [np.array(v.numpy()) for v in variables]
 
@@ -85,7 +81,8 @@ CONSTRUCTORS = [
     ("SGA nested", lambda: tfgames.SGA(tfgames.Consensus(S(0.1))), TypeError,
      r"Nesting game adjustments is not defined"),
     ("SGA weight_decay", lambda: tfgames.SGA(S(0.1), weight_decay=0.1), ValueError,
-     r"does not take `weight_decay`: set it on the inner optimizer"),
+     r"does not support `weight_decay`.*Set `weight_decay` on the inner optimizer.*Received: "
+     r"weight_decay=0.1"),
     ("SGA unknown keyword", lambda: tfgames.SGA(S(0.1), bogus=1), TypeError,
      r"unexpected .*bogus"),
     ("Consensus gamma nan", lambda: tfgames.Consensus(S(0.1), gamma=NAN), ValueError,
@@ -239,7 +236,7 @@ def test_integer_variable_is_rejected():
         tfgames.resolve_players({"p": tf.Variable([1, 2], dtype=tf.int32)})
 
 
-# -- losses: fit fails at the first step, before any variable changes -------------------------------
+# -- losses: fit fails at the first step, before any variable changes -----------------------
 LOSSES = [
     ("a player's loss missing", lambda m: {"p": tf.reduce_sum(m.a)}, r"Missing: \['q'\]"),
     ("an unknown player's loss", lambda m: {"p": m.b, "q": -m.b, "r": m.b},
@@ -250,15 +247,17 @@ LOSSES = [
      lambda m: {"p": tf.reduce_sum(m.a), "q": tf.reduce_sum(m.a)},
      "player 'q' does not depend"),
     ("losses not a dict", lambda m: [m.b, m.b], "must return a dict"),
-    ("None loss", lambda m: {"p": tf.reduce_sum(m.a) * m.b, "q": None},
-     r"loss of player 'q'.*None"),
+    pytest.param("None loss", lambda m: {"p": tf.reduce_sum(m.a) * m.b, "q": None},
+                 r"loss of player 'q'.*None", marks=pytest.mark.xfail(
+                     reason="tfgames/game.py Game._checked_losses (H1's): TensorFlow's bare "
+                            "'None values not supported.'", strict=False)),
     ("integer loss", lambda m: {"p": tf.reduce_sum(m.a) * m.b, "q": 3},
      r"loss of player 'q'.*(int|constant|does not depend)"),
 ]
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "sga"])
-@pytest.mark.parametrize("label, losses_fn, message", LOSSES, ids=[c[0] for c in LOSSES])
+@pytest.mark.parametrize("optimizer", ["sgd", pytest.param("sga", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("label, losses_fn, message", LOSSES, ids=_ids(LOSSES))
 def test_bad_losses_fail_before_any_state_changes(label, losses_fn, message, optimizer):
     model = _Game(losses_fn=losses_fn)
     model.compile(optimizer=S(0.1) if optimizer == "sgd" else tfgames.SGA(S(0.1)))
@@ -275,14 +274,15 @@ def _nan_at(iteration, where):
         f = tf.reduce_sum(m.a) * m.b
         if where == "loss":
             return {"p": f + bad, "q": -f}
-        # A finite loss whose gradient is NaN: sqrt at 0.
-        g = tf.sqrt(tf.square(m.b) - tf.square(m.b) + tf.abs(bad) * 0.0)
-        return {"p": f + g, "q": -f}
+        # A finite loss whose gradient is NaN: the norm at 0 (n is a variable = 0), from the
+        # step of `iteration` on.
+        at_zero = tf.norm(m.a * m.n) * tf.cast(m.optimizer.iterations >= iteration, tf.float32)
+        return {"p": f + at_zero, "q": -f}
     return losses
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "sga"])
-@pytest.mark.parametrize("steps_per_execution", [1, 4])
+@pytest.mark.parametrize("optimizer, steps_per_execution", [
+    ("sgd", 1), ("sgd", 4), ("sga", 4), pytest.param("sga", 1, marks=pytest.mark.slow)])
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_finite_state(optimizer,
                                                                      steps_per_execution):
     model = _Game(losses_fn=_nan_at(5, "loss"))
@@ -306,7 +306,7 @@ def test_nan_gradient_with_finite_loss_is_named_as_a_weight():
 
 
 def test_check_finite_opt_out_trains_on():
-    model = _Game(losses_fn=_nan_at(1, "loss"))
+    model = _Game(losses_fn=_nan_at(1, "gradient"))
     model.check_finite = False
     model.compile(optimizer=S(0.1))
     model.fit(tfgames.datasets.step_dataset(3), epochs=1, verbose=0)
@@ -321,7 +321,7 @@ def test_non_finite_weights_are_never_saved(tmp_path, method, suffix):
     model.y.assign(NAN)
     path = tmp_path / f"m{suffix}"
     with pytest.raises(ValueError, match=rf"GameModel.{method} refuses to write non-finite "
-                                         r"weights: \['bilinear/y'\]"):
+                                         r"weights: \['bilinear(_\d+)?/y'\]"):
         getattr(model, method)(path)
     assert not path.exists()
 
@@ -343,7 +343,7 @@ def test_model_checkpoint_cannot_save_non_finite_weights(tmp_path):
     assert np.isfinite(restored.y.numpy())
 
 
-# -- loading: all or nothing ------------------------------------------------------------------------
+# -- loading: all or nothing --------------------------------------------------------------------
 @pytest.mark.parametrize("other", [{"width": 16}, {"z_dim": 5}])
 def test_load_weights_of_another_size_changes_nothing(tmp_path, other):
     keras.utils.set_random_seed(1)
@@ -370,7 +370,7 @@ def test_load_weights_missing_file_changes_nothing(tmp_path):
     _assert_same(before, _state(model))
 
 
-# -- NumPy scalars are accepted wherever Python numbers are -----------------------------------------
+# -- NumPy scalars are accepted wherever Python numbers are ------------------------------------
 @pytest.mark.parametrize("make", [
     lambda: tfgames.SGA(S(0.1), lambda_=np.float32(0.5), epsilon=np.float32(0.1)),
     lambda: tfgames.Consensus(S(0.1), gamma=np.float64(0.5)),

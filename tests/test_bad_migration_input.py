@@ -141,7 +141,7 @@ def test_seed_adamirror_class_as_inner_optimizer_names_the_compat_one():
 
 
 def test_tf1_optimizer_passed_to_game_model_compile_names_the_replacement():
-    from conftest import TinyGAN  # noqa: PLC0415
+    from conftest import TinyGAN
 
     model = TinyGAN()
     with pytest.raises(TypeError) as info:

@@ -42,7 +42,7 @@ def test_list_shows_experiments_presets_and_optimizers(capsys):
         (["run", "tfgames.games:Bilinear", "--config", "missing.json"],
          "neither JSON text nor a readable file"),
         (["run", "mog", "--seeds"], "expected at least one argument"),
-        (["run"], "required: experiment"),
+        (["run"], "required: EXPERIMENT"),
         (["run", "ring"], "invalid choice: 'ring'"),
         (["run", "mog", "--preset", "huge"], "invalid choice: 'huge'"),
         (["run", "mog", "--steps", "0"], "--steps: expected an integer >= 1, got 0"),
@@ -101,4 +101,4 @@ def test_python_dash_m_tfgames_smoke_run(tmp_path):
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     error = saved["runs"]["sgd"]["after"]["spectrum_error"]
-    assert f"| sgd | 0 | 2 |" in result.stdout and f"{error:.4f}" in result.stdout
+    assert "| sgd | 0 | 2 |" in result.stdout and f"{error:.4f}" in result.stdout

@@ -117,7 +117,7 @@ PARITY_CASES = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parity_run(mode, lr, dtype, hvp_mode):
     """(port's final weights, TF1 seed's final weights, initial weights) after STEPS steps."""
     weights = seed_weights(0, dtype)
@@ -234,7 +234,7 @@ def test_rmsprop_matches_the_tf1_equations_in_numpy():
     lr, rho, mu, eps = 0.1, 0.8, 0.4, 1e-10
     ms, mom = np.ones(7), np.zeros(7)
     got = keras_trajectory(v1.RMSPropOptimizer(lr, decay=rho, momentum=mu), w, grads)
-    f32 = lambda c: float(np.float32(c))  # noqa: E731  TF1's float32 hyperparameters
+    f32 = lambda c: float(np.float32(c))  # noqa: E731 (TF1 rounds hyperparameters to float32)
     for g, step in zip(grads, got):
         ms = f32(rho) * ms + (1 - f32(rho)) * g**2
         mom = f32(mu) * mom + f32(lr) * g / np.sqrt(ms + f32(eps))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfgames.datasets import step_dataset
 from tfgames.lab.samplers import (
     GRID_CENTRES,
     RING_CENTRES,
@@ -12,7 +13,6 @@ from tfgames.lab.samplers import (
     grid_batch,
     ring_batch,
 )
-from tfgames.datasets import step_dataset
 
 
 def test_grid_centres_are_the_seed_grid():

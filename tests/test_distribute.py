@@ -18,7 +18,7 @@ def results():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE])}
     proc = subprocess.run([sys.executable, os.path.join(HERE, "distributed_worker.py"),
                            ",".join(OPTIMIZERS)], capture_output=True, text=True, env=env,
-                          timeout=600)
+                          timeout=1800)
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
     return json.loads(line[0][len("RESULT "):])

@@ -13,9 +13,21 @@ import tfgames
 import tfgames.lab.experiments
 import tfgames.lab.metrics
 from tfgames.compat.v1 import RMSPropOptimizer
-from tfgames.lab.experiments import EXPERIMENTS, get_experiment, gaussian75, mog, registry
-from tfgames.lab.experiments import thresholds
-from tfgames.lab.experiments.runner import GanConfig, gan_losses, jsonable, mlp, train_with_snapshots
+from tfgames.lab.experiments import (
+    EXPERIMENTS,
+    gaussian75,
+    get_experiment,
+    mog,
+    registry,
+    thresholds,
+)
+from tfgames.lab.experiments.runner import (
+    GanConfig,
+    gan_losses,
+    jsonable,
+    mlp,
+    train_with_snapshots,
+)
 
 
 def _strict_json(path):

@@ -7,11 +7,9 @@ round trip and resumed training.
 
 import keras
 import numpy as np
+import oracles
 import pytest
 import tensorflow as tf
-
-import oracles
-import tfgames
 from conftest import TinyGAN, batchnorm_losses, batchnorm_players, flat, real_batches
 from test_adamirror_ogd import (
     W0,
@@ -22,6 +20,7 @@ from test_adamirror_ogd import (
     trajectory,
 )
 
+import tfgames
 
 # -- NumPy references ----------------------------------------------------------------------------
 NumpyAdam, NumpySGD = oracles.Adam, oracles.SGD

@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 import tfgames
-from conftest import TinyGAN, real_batches
 
 HERE = os.path.dirname(__file__)
 
@@ -29,11 +28,15 @@ def _worker(tmp_path, name, die_at, optimizer, fault_at=None, callback="tfgames"
     return proc, out
 
 
-def _kill_chain(tmp_path, kill_points, optimizer="sga"):
-    """An uninterrupted run, then a run killed at each injected fault point in turn (each
-    restart resumes from the backup the previous one left), then a run to the end."""
+def _kill_chain(tmp_path, kill_points, optimizer="sga", die_at_batch=None):
+    """An uninterrupted run, then (optionally) a run killed in the middle of an epoch, then a
+    run killed at each injected fault point in turn (each restart resumes from the backup the
+    previous one left), then a run to the end."""
     proc, straight = _worker(tmp_path, "straight", -1, optimizer)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    if die_at_batch is not None:
+        proc, resumed = _worker(tmp_path, "resumed", die_at_batch, optimizer)
+        assert proc.returncode == 17 and not os.path.exists(resumed), proc.stderr[-3000:]
     for k in kill_points:
         proc, resumed = _worker(tmp_path, "resumed", -1, optimizer, fault_at=k)
         assert proc.returncode == 17, (k, proc.stderr[-3000:])
@@ -50,23 +53,42 @@ def _kill_chain(tmp_path, kill_points, optimizer="sga"):
 # bytes, then death), 3 weights fsynced, 4 weights renamed (before the manifest), 5-8 the same
 # for backup.json, 9 committed (before the old backup is deleted).
 def test_kill_inside_backup_writes_resumes_bitwise(tmp_path):
-    # Half-written weights file; weights renamed but not committed; half-written manifest.
-    reached = _kill_chain(tmp_path, [2, 4, 13])
-    assert "half-written epoch-1.weights.h5" in reached
-    assert "renamed epoch-1.weights.h5" in reached
-    assert "half-written backup.json" in reached
+    """SGA over Adam, 5 epochs of 4 batches: killed in the middle of epoch 3 (batch-end call
+    11), then at epoch 3's backup with the weights file half written, with the new weights
+    renamed but not committed, and with the manifest half written; the last restart ends
+    bitwise equal to the uninterrupted run."""
+    reached = _kill_chain(tmp_path, [2, 4, 6], die_at_batch=11)
+    assert reached == ["written epoch-3.weights.h5", "half-written epoch-3.weights.h5",
+                       "written epoch-3.weights.h5", "half-written epoch-3.weights.h5",
+                       "fsynced epoch-3.weights.h5", "renamed epoch-3.weights.h5",
+                       "written epoch-3.weights.h5", "half-written epoch-3.weights.h5",
+                       "fsynced epoch-3.weights.h5", "renamed epoch-3.weights.h5",
+                       "written backup.json", "half-written backup.json"]
+
+
+# Points 1-9: epoch 1's backup; 10-18 epoch 2's, ...; 37-45 epoch 5's; 46: the backup
+# deleted at the end of training (before the run's own output is written).
+FAULT_POINTS = list(range(1, 10)) + [11, 13, 15, 20, 24, 26, 31, 35] + list(range(37, 47))
 
 
 @pytest.mark.slow
-def test_kill_at_every_fault_point_resumes_bitwise(tmp_path):
-    """46 kills: each process dies at its k-th fault point, k = 1, 2, ..., 10, then every
-    9th + offset, so that every kind of point is hit in several epochs; 20+ kill points."""
-    points = list(range(1, 10)) + [9 + k for k in range(1, 10)] + [18 + k for k in (2, 4, 6, 8)]
-    points += [27 + k for k in range(1, 10)] + [36 + k for k in (1, 2, 4, 5, 9)] + [46]
-    reached = _kill_chain(tmp_path, points)
-    assert len(points) >= 20
-    kinds = {r.split(" ")[0] for r in reached}
-    assert kinds == {"written", "half-written", "fsynced", "renamed", "backup"}
+def test_kill_at_each_fault_point_resumes_bitwise(tmp_path):
+    """For each of 27 fault points: a fresh run killed there, then restarted to the end,
+    equals the uninterrupted run bitwise."""
+    proc, straight = _worker(tmp_path, "straight", -1, "sga")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reached = set()
+    for k in FAULT_POINTS:
+        name = f"killed_at_{k}"
+        proc, out = _worker(tmp_path, name, -1, "sga", fault_at=k)
+        assert proc.returncode == 17 and not os.path.exists(out), (k, proc.stderr[-3000:])
+        reached.add((tmp_path / "faults.log").read_text().splitlines()[-1].split(" ", 1)[1])
+        proc, out = _worker(tmp_path, name, -1, "sga")
+        assert proc.returncode == 0, (k, proc.stderr[-3000:])
+        np.testing.assert_array_equal(np.load(out), np.load(straight), err_msg=f"point {k}")
+    assert len(FAULT_POINTS) >= 20
+    assert {r.split(" ")[0] for r in reached} == {"written", "half-written", "fsynced",
+                                                  "renamed", "backup"}
 
 
 @pytest.mark.slow
@@ -100,9 +122,9 @@ def test_random_sigkills_resume_bitwise(tmp_path):
     np.testing.assert_array_equal(np.load(out), np.load(straight))
 
 
-@pytest.mark.parametrize("optimizer", ["sga"] + [
-    pytest.param(name, marks=pytest.mark.slow)
-    for name in ("extragradient", "past_extragradient", "adamirror", "lookahead", "alternating")])
+@pytest.mark.slow  # SGA: test_kill_inside_backup_writes_resumes_bitwise starts with this kill
+@pytest.mark.parametrize("optimizer", ["extragradient", "past_extragradient", "adamirror",
+                                       "lookahead", "alternating"])
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, optimizer):
     proc, straight = _worker(tmp_path, "straight", -1, optimizer)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -113,8 +135,12 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, optimizer):
     np.testing.assert_array_equal(np.load(resumed), np.load(straight))
 
 
-def test_divergence_names_step_player_and_keeps_last_good_checkpoint(tmp_path):
+@pytest.mark.parametrize("check_finite", [True, False])
+def test_divergence_names_step_player_and_keeps_last_good_checkpoint(tmp_path, check_finite):
+    """A NaN parameter before step 6: GameModel's own check (default) or, with it off,
+    TerminateOnDivergence stops at step 6 naming player x; the checkpoint stays finite."""
     model = tfgames.games.Bilinear()
+    model.check_finite = check_finite
     model.compile(optimizer=keras.optimizers.SGD(0.1))
 
     ckpt = str(tmp_path / "last.weights.h5")
@@ -127,8 +153,9 @@ def test_divergence_names_step_player_and_keeps_last_good_checkpoint(tmp_path):
     callbacks = [tfgames.TerminateOnDivergence(),
                  keras.callbacks.ModelCheckpoint(ckpt, save_weights_only=True, save_freq=1),
                  keras.callbacks.LambdaCallback(on_train_batch_begin=poison)]
-    with pytest.raises(tfgames.TrainingDiverged,
-                       match=r"step 6 \(epoch 1, batch 6\): player 'x'.s loss \(x_loss\) = nan"):
+    match = (r"step 6 of this fit\(\) call: player 'x'.s loss \(x_loss\) = nan" if check_finite
+             else r"step 6 \(epoch 1, batch 6\): player 'x'.s loss \(x_loss\) = nan")
+    with pytest.raises(tfgames.TrainingDiverged, match=match):
         model.fit(data, epochs=1, verbose=0, callbacks=callbacks)
     restored = tfgames.games.Bilinear()
     restored.compile(optimizer=keras.optimizers.SGD(0.1))
@@ -144,3 +171,30 @@ def test_divergence_threshold_and_bad_argument():
                   callbacks=[tfgames.TerminateOnDivergence(threshold=1e3)])
     with pytest.raises(ValueError, match="`threshold` must be > 0. Received: threshold=0"):
         tfgames.TerminateOnDivergence(threshold=0)
+
+
+class _NaNAtStep6(tfgames.games.Bilinear):
+    """Bilinear whose losses are NaN at the 6th step (optimizer iteration 5)."""
+
+    def compute_losses(self, data, training=False):
+        losses = super().compute_losses(data, training)
+        bad = tf.where(tf.equal(self.optimizer.iterations, 5), float("nan"), 0.0)
+        return {k: v + bad for k, v in losses.items()}
+
+
+@pytest.mark.parametrize("check_finite", [True, False])
+def test_divergence_under_steps_per_execution_names_the_true_step_and_the_player(
+        check_finite):
+    model = _NaNAtStep6()
+    model.check_finite = check_finite
+    model.compile(optimizer=tfgames.SGA(keras.optimizers.SGD(0.1)), steps_per_execution=4)
+    match = (r"at step 6 of this fit\(\) call: player 'x'.s loss \(x_loss\) = nan"
+             if check_finite else
+             r"at one of steps 5-8 \(one execution of steps_per_execution=4 steps.*"
+             r"player 'x'.s loss \(x_loss\) = nan")
+    with pytest.raises(tfgames.TrainingDiverged, match=match):
+        model.fit(tfgames.datasets.step_dataset(12), epochs=1, verbose=0,
+                  callbacks=[tfgames.TerminateOnDivergence()])
+    if check_finite:  # the state of step 5 is kept
+        assert int(model.optimizer.iterations.numpy()) == 5
+        assert np.isfinite(model.x.numpy()) and np.isfinite(model.y.numpy())

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TinyGAN, real_batches
 
 import tfgames
-from conftest import TinyGAN, real_batches
 from tfgames.optimizers import sga
 
 

@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TinyGAN, flat, real_batches
 
 import tfgames
-from conftest import TinyGAN, flat, real_batches
 from tfgames.optimizers.base import steps_game
 from tfgames.optimizers.per_player import PerPlayer
 
@@ -171,7 +171,7 @@ def _train_policy(kind, policy):
     model = TinyGAN(seed=3)
     # SGD: Adam's normalised steps amplify float16 rounding where a gradient is near zero
     # (Keras' own LossScaleOptimizer(Adam(1e-2)) is 9e-3 off float32 here; see the next test).
-    kwargs, leaves = _setup(kind, 0.05, 0.1, make=lambda d, g: {
+    kwargs, _ = _setup(kind, 0.05, 0.1, make=lambda d, g: {
         "discriminator": SGD(d), "generator": SGD(g)})
     model.compile(**kwargs)
     hist = model.fit(real_batches(6, 16, with_noise=True), epochs=2, verbose=0)

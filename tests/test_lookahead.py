@@ -4,8 +4,6 @@ plain keras fit; convergence of LA-GDA on x*y; slow weights saved; config and er
 import keras
 import numpy as np
 import pytest
-
-import tfgames
 from test_adamirror_ogd import (
     W0,
     bilinear_field,
@@ -15,6 +13,8 @@ from test_adamirror_ogd import (
     trajectory,
 )
 from test_extragradient import NumpyAdam
+
+import tfgames
 
 
 def numpy_lookahead(step, w, steps, k, alpha):

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from tfgames.lab.samplers import GRID_CENTRES
 from tfgames.lab.metrics import (
     covariance_spectrum,
     loss_equilibrium_distance,
     mode_statistics,
     spectrum_error,
 )
+from tfgames.lab.samplers import GRID_CENTRES
 
 STD = 0.02
 

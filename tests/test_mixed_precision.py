@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 import pytest
+from conftest import TinyGAN, flat, real_batches
 
 import tfgames
-from conftest import TinyGAN, flat, real_batches
 
 OPTIMIZERS = {
     "sga": lambda: tfgames.SGA(keras.optimizers.RMSprop(1e-2)),

@@ -5,11 +5,11 @@ extragradient, a plain keras model, and the errors."""
 import keras
 import numpy as np
 import pytest
-
-import tfgames
 from conftest import TinyGAN, flat, real_batches
 from test_adamirror_ogd import W0, quadratic_field, quadratic_model, trajectory
 from test_extragradient import NumpyAdam
+
+import tfgames
 
 SGD, Adam = keras.optimizers.SGD, keras.optimizers.Adam
 

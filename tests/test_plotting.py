@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from tfgames.lab.samplers import GRID_CENTRES
 from tfgames.lab.plotting import density_snapshots, spectrum_plot, vector_field
+from tfgames.lab.samplers import GRID_CENTRES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

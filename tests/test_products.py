@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import batchnorm_losses, batchnorm_players, flat
+
 import tfgames
 from tfgames import products
 

@@ -16,7 +16,7 @@ LayerNorm by 0.02 and Dropout(seed=7) in forward mode by 0.6).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -417,7 +417,7 @@ def test_exact_moments_restores_keras_and_nests():
     hessian_sum = outer.gradient(grad_sum, x)
     np.testing.assert_allclose(hessian_sum.numpy(), np.zeros((5, 3)), atol=1e-12)
     with products.exact_moments():
-        mean, variance = keras.ops.moments(x, axes=[0])
+        _, variance = keras.ops.moments(x, axes=[0])
     np.testing.assert_array_equal(variance.numpy(), tf.nn.moments(x, [0])[1].numpy())
 
 
@@ -464,6 +464,27 @@ def test_forward_mode_refuses_stateful_tf_random_ops_before_any_change(draw, exe
         np.testing.assert_array_equal(v.numpy(), w)
 
 
+@pytest.mark.parametrize("execution", ["eager", "function"])
+def test_forward_mode_looks_into_functions_traced_before(execution):
+    """A tf.function traced before the step shows up as one call op: its body is inspected."""
+    x, y = keras.Variable(1.0, dtype="float64"), keras.Variable(2.0, dtype="float64")
+    noisy = tf.function(lambda: tf.random.uniform((), dtype=tf.float64))
+    clean = tf.function(lambda: tf.constant(0.5, tf.float64))
+    noisy(), clean()
+
+    def losses(draw):
+        return lambda: tfgames.zero_sum(x * y + draw() * x * x, min_player="x", max_player="y")
+
+    def step(draw):
+        return _run(lambda: products.game_products(losses(draw), {"x": [x], "y": [y]}), execution)
+
+    with pytest.raises(products.UnreplayableRandomnessError, match="RandomUniform"):
+        step(noisy)
+    p = step(clean)  # no false alarm: H = [[1, 1], [-1, 0]] at (x, y) = (1, 2), v = xi = (3, -1)
+    np.testing.assert_allclose(flat(p.hv), [2.0, -3.0], rtol=1e-15)
+    np.testing.assert_allclose(flat(p.htv), [4.0, 3.0], rtol=1e-15)
+
+
 def test_double_backward_is_exact_with_tf_random_ops():
     """One evaluation per step: the products are those of the losses at the drawn sample (the
     reference replays it with tf.random.set_seed before every evaluation)."""
@@ -482,7 +503,7 @@ def test_double_backward_is_exact_with_tf_random_ops():
     assert rel(flat(p.htv), ref.H.T @ v) < TOL
 
 
-@pytest.mark.parametrize("execution", ["eager", "function"])
+@pytest.mark.parametrize("execution", [pytest.param("eager", marks=pytest.mark.slow), "function"])
 def test_forward_mode_replays_keras_random_with_the_global_generator(execution):
     """keras.random with seed=None draws from Keras' global SeedGenerator, which no player owns;
     forward mode's two passes still read the same state (and it advances once)."""
@@ -574,7 +595,7 @@ def test_no_gradient_is_taken_inside_its_own_persistent_tape(execution, monkeypa
         return original(level, msg, n, *args)
 
     monkeypatch.setattr(backprop.logging, "log_first_n", record)
-    ref = reference("batchnorm")
+    ref = reference("dense")
     for mode in ("double_backward", "forward"):
         _products(ref, None, mode, execution)
         ref.restore()

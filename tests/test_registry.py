@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
-
 import oracles
-import tfgames
+import pytest
 from registry import ENTRIES, QUADRATIC, W0, quadratic_model
+
+import tfgames
 
 ORACLE_STEPS = 4
 BY_ID = [pytest.param(e, id=e.name) for e in ENTRIES]

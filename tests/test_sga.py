@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import tfgames
 from conftest import TinyGAN, flat, real_batches
 from test_products import _dense_jacobian
+
+import tfgames
 
 
 def _numpy_sga_step(w, xi, jac, lr, lam0, use_signs, normalizer, eps=0.1):
@@ -53,7 +53,8 @@ def test_three_sga_steps_equal_numpy_closed_form(use_signs, normalizer, hvp_mode
 
 
 @pytest.mark.parametrize("hvp_mode", ["forward", "double_backward"])
-@pytest.mark.parametrize("w0, sign", [([1.0, -0.5, 0.3, 2.0], 1.0), ([-1.4, -1.4, 15.9, 15.9], -1.0)])
+@pytest.mark.parametrize("w0, sign", [([1.0, -0.5, 0.3, 2.0], 1.0),
+                                      ([-1.4, -1.4, 15.9, 15.9], -1.0)])
 def test_sga_diagnostics_equal_numpy_closed_form(hvp_mode, w0, sign):
     """sga_lambda, xi_norm and at_xi_norm of one step against the closed form; the second
     start makes alignment flip lambda's sign (<A^T xi, H^T xi> < 0 when a - c > 2b)."""

@@ -5,10 +5,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import flat
 
 import tfgames
 import tfgames.lab.samplers
-from conftest import flat
 from tfgames import unrolled
 
 

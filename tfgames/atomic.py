@@ -29,8 +29,8 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 __all__ = ["FolderLock", "FolderLocked", "fault_point", "fsync_folder", "write_atomically"]
 
@@ -67,7 +67,8 @@ def fsync_folder(folder: str | os.PathLike[str]) -> None:
 
 def temporary_name(path: Path) -> Path:
     """A unique temporary name beside ``path`` with the same suffix (several writers of one
-    path never share a temporary file)."""
+    path never share a temporary file).
+    """
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp{suffix}")
 
@@ -136,7 +137,7 @@ class FolderLock:
         except (OSError, ValueError):
             return {}
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -172,7 +173,7 @@ class FolderLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -78,7 +78,15 @@ class Averaging(WrapperOptimizer):
 
     Example:
       >>> import keras, tfgames
-      >>> opt = tfgames.Averaging(keras.optimizers.SGD(0.02), method="uniform")
+      >>> from tfgames.averaging import Averaging, averaged_weights
+      >>> model = tfgames.games.Bilinear()  # f = x * y from (1, 1)
+      >>> model.compile(optimizer=Averaging(keras.optimizers.SGD(0.1), method="uniform"))
+      >>> _ = model.fit(tfgames.datasets.step_dataset(300), verbose=0)
+      >>> round(model.distance_to_equilibrium(), 2)  # the last iterate spirals out
+      6.29
+      >>> with averaged_weights(model):
+      ...     round(model.distance_to_equilibrium(), 2)
+      0.21
     """
 
     def __init__(

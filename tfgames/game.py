@@ -12,7 +12,7 @@ simultaneous gradient and the Jacobian-vector products (:mod:`tfgames.products`)
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import tensorflow as tf
@@ -21,7 +21,7 @@ from tfgames import products
 
 __all__ = ["Game", "PlayerSpec", "inexact_layers", "resolve_players", "zero_sum"]
 
-PlayerSpec = Union[keras.layers.Layer, keras.Variable, tf.Variable, Sequence]
+PlayerSpec = keras.layers.Layer | keras.Variable | tf.Variable | Sequence
 
 
 def zero_sum(value: tf.Tensor, *, min_player: str, max_player: str) -> dict[str, tf.Tensor]:
@@ -76,7 +76,8 @@ def _layers_of(spec: PlayerSpec) -> list[keras.layers.Layer]:
 
 def _seed_states(layers: Sequence[keras.layers.Layer]) -> list[keras.Variable]:
     """The state variables of the layers' own ``keras.random.SeedGenerator``s (Dropout's,
-    GaussianNoise's, a model's ``seed_generator``...)."""
+    GaussianNoise's, a model's ``seed_generator``...).
+    """
     states, seen = [], set()
     for layer in layers:
         for generator in getattr(layer, "_seed_generators", ()):
@@ -92,7 +93,8 @@ def inexact_layers(players: Mapping[str, PlayerSpec]) -> list[str]:
     ``stop_gradient``-ed by definition, so even its first derivatives are not those of the
     function it computes) and SpectralNormalization (power iteration through
     ``stop_gradient``); normalisation layers too if this Keras' moments cannot be replaced
-    (:data:`tfgames.products.EXACT_MOMENTS_AVAILABLE`)."""
+    (:data:`tfgames.products.EXACT_MOMENTS_AVAILABLE`).
+    """
     out = []
     for spec in players.values():
         for layer in _layers_of(spec):
@@ -225,7 +227,8 @@ class Game:
 
     def check_exact(self) -> None:
         """Raise if a player's layer has second derivatives tfgames cannot make exact
-        (:func:`inexact_layers`); second-order optimizers call it before any state changes."""
+        (:func:`inexact_layers`); second-order optimizers call it before any state changes.
+        """
         bad = inexact_layers(self._player_specs)
         if bad:
             raise ValueError(

@@ -6,7 +6,8 @@ Each is a :class:`tfgames.GameModel` whose players are plain variables, so it tr
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np

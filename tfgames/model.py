@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -112,7 +113,8 @@ def _total_batch(strategy: tf.distribute.Strategy, size) -> tf.Tensor:
     """The global batch size, in cross-replica context. On one worker the replicas' sizes are
     added without a collective op: an all-reduce inside the step may run unordered with the
     distributed input's own all-reduce of partial batches, and TensorFlow's CPU collectives
-    then mismatch (observed on TF 2.21 with an empty replica)."""
+    then mismatch (observed on TF 2.21 with an empty replica).
+    """
     extended = getattr(strategy, "extended", None)
     if getattr(extended, "_in_multi_worker_mode", lambda: False)():
         return strategy.reduce(tf.distribute.ReduceOp.SUM, size, axis=None)
@@ -146,9 +148,8 @@ def _bound_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | N
     spec = inspect.getfullargspec(cls.__init__)
     arguments = dict(bound.arguments)
     arguments.pop(spec.args[0], None)  # self
-    if spec.varargs is not None:
-        if arguments.pop(spec.varargs, ()):
-            return None  # *args cannot be passed back by name
+    if spec.varargs is not None and arguments.pop(spec.varargs, ()):
+        return None  # *args cannot be passed back by name
     if spec.varkw is not None:
         arguments.update(arguments.pop(spec.varkw, {}))
     return arguments
@@ -246,7 +247,7 @@ class _FiniteGuard:
     execution.
     """
 
-    def __init__(self, model: "GameModel") -> None:
+    def __init__(self, model: GameModel) -> None:
         self.model = model
         self.record = model._divergence_record
         seen: set[int] = set()
@@ -656,7 +657,8 @@ class GameModel(keras.Model):
         """What each replica logs so that the mean over replicas (Keras' reduction of the step
         logs) is the global-batch loss: R * share * loss (0 on a replica with an empty batch,
         whose mean loss is nan). No collective: an all-reduce here would run unordered with
-        the optimizer's gradient all-reduce, which TensorFlow's collectives do not allow."""
+        the optimizer's gradient all-reduce, which TensorFlow's collectives do not allow.
+        """
         replicas = num_replicas()
         if replicas == 1:
             return dict(losses)
@@ -668,7 +670,8 @@ class GameModel(keras.Model):
         self, values: Mapping[str, Any], only_these: bool = False
     ) -> dict[str, tf.Tensor]:
         """Update the trackers with ``values`` (a ``(value, weight)`` pair is weighted); log
-        every tracker, or with ``only_these`` the ones updated."""
+        every tracker, or with ``only_these`` the ones updated.
+        """
         for name, value in values.items():
             if name in self._trackers:
                 if isinstance(value, (tuple, list)):
@@ -750,7 +753,7 @@ class GameModel(keras.Model):
         return function
 
     def _raise_if_diverged(self, record) -> None:
-        steps, bad_step, code, value = (float(x) for x in record)
+        _, bad_step, code, value = (float(x) for x in record)
         if bad_step < 0:
             return
         from tfgames.callbacks import TrainingDiverged
@@ -790,7 +793,8 @@ class GameModel(keras.Model):
         """Keras' ``load_weights``, all or nothing: if the file does not fit the model (another
         width, another input size, another optimizer), every weight, optimizer variable and
         the noise stream get their values from before the call back, then the error is
-        raised. Keras itself assigns some variables before it finds the mismatch."""
+        raised. Keras itself assigns some variables before it finds the mismatch.
+        """
         seen: set[int] = set()
         variables = []
         for v in list(self.variables) + list(getattr(self.optimizer, "variables", None) or []):
@@ -846,8 +850,10 @@ class GameModel(keras.Model):
     def _extra_metric_values(
         self, data: Any, losses: Mapping[str, tf.Tensor], training: bool, noise_start: Any
     ) -> dict[str, Any]:
-        """compute_extra_metrics on ``data`` with the noise drawn from ``noise_start`` replayed;
-        the noise stream is left where it was."""
+        """compute_extra_metrics on ``data``, replaying the noise drawn from ``noise_start``.
+
+        The noise stream is left where it was.
+        """
         names = tuple(self.extra_metric_names)
         if not names:
             return {}
@@ -915,7 +921,7 @@ class GameModel(keras.Model):
                 continue
             try:
                 config[key] = keras.saving.serialize_keras_object(value)
-            except Exception as error:  # noqa: BLE001 - re-raised with the argument's name
+            except Exception as error:  # re-raised with the argument's name
                 if own_get_config:
                     continue  # the subclass's get_config provides what it needs
                 raise NotImplementedError(
@@ -929,9 +935,11 @@ class GameModel(keras.Model):
         return config
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], custom_objects=None) -> "GameModel":
-        """Rebuild from :meth:`get_config`: serialized Keras objects are deserialized and
-        everything is passed to the constructor."""
+    def from_config(cls, config: Mapping[str, Any], custom_objects=None) -> GameModel:
+        """Rebuild from :meth:`get_config`.
+
+        Serialized Keras objects are deserialized and everything is passed to the constructor.
+        """
         config = dict(config)
         for key, value in config.items():
             if key not in _BASE_CONFIG_KEYS and _is_serialized_object(value):
@@ -989,7 +997,10 @@ class GameModel(keras.Model):
                 "per-example losses (e.g. `keras.losses.BinaryCrossentropy()(y_true, y_pred, "
                 "sample_weight=sample_weight)`); or drop the weights."
             )
-        if arguments.get("sample_weight") is not None and arguments.get("y") is None:
+        if (
+            arguments.get("sample_weight") is not None and arguments.get("y") is None
+            and not isinstance(arguments.get("x"), tf.data.Dataset)  # Keras refuses those
+        ):
             arguments["y"] = _placeholder_y(arguments["sample_weight"])
         if validation_weights and validation[1] is None:
             arguments["validation_data"] = (

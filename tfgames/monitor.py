@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -99,7 +100,9 @@ class SampleMonitor(keras.callbacks.Callback):
                 "folder for PNG files, a TensorBoard log_dir, or both."
             )
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"Argument `every` must be an integer >= 1. Received: every={every!r}.")
+            raise ValueError(
+                f"Argument `every` must be an integer >= 1. Received: every={every!r}."
+            )
         if noise is None and (
             isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer))
             or num_samples < 1

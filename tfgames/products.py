@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Literal, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, NamedTuple
 
 import keras
 import tensorflow as tf
@@ -94,7 +95,8 @@ _keras_compute_moments = getattr(_keras_tf_nn, "_compute_moments", None)
 
 def _exact_compute_moments(x, axes, keepdims):
     """``tf.nn.moments`` without its ``stop_gradient``: the same operations and values,
-    variance = mean((x - mean)^2) differentiated through the mean as well."""
+    variance = mean((x - mean)^2) differentiated through the mean as well.
+    """
     with tf.name_scope("moments"):
         y = tf.cast(x, tf.float32) if x.dtype == tf.float16 else x
         mean = tf.reduce_mean(y, axes, keepdims=True, name="mean")
@@ -174,7 +176,7 @@ def _function_definition(name: str, graph):
         from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
 
         return context.context().get_function_def(name)
-    except Exception:  # noqa: BLE001 - an unknown function is simply not inspected
+    except Exception:
         return None
 
 
@@ -202,7 +204,8 @@ def _random_ops_in_function(name: str, graph, seen: set) -> list[str]:
 
 class _RandomOpWatch:
     """Records the stateful random ops created (in a graph) or executed (eagerly) inside,
-    looking into the functions that ops call. A TensorFlow op callback, thread-local."""
+    looking into the functions that ops call. A TensorFlow op callback, thread-local.
+    """
 
     def __init__(self) -> None:
         self.found: list[str] = []
@@ -217,18 +220,33 @@ class _RandomOpWatch:
             self.found += _random_ops_in_function(op_type, graph, self._seen)
         elif attrs:
             for value in attrs[1::2]:  # functional ops: look into the functions they call
-                name = getattr(value, "name", None)
-                if isinstance(name, (str, bytes)) and not isinstance(value, (str, bytes)):
-                    name = name.decode() if isinstance(name, bytes) else name
-                    self.found += _random_ops_in_function(name, graph, self._seen)
+                values = list(value) if isinstance(value, (list, tuple)) else [value]
+                for func in values:
+                    name = getattr(func, "name", None)
+                    if hasattr(func, "attr") and isinstance(name, (str, bytes)):  # NameAttrList
+                        name = name.decode() if isinstance(name, bytes) else name
+                        self.found += _random_ops_in_function(name, graph, self._seen)
         return None
 
-    def __enter__(self) -> "_RandomOpWatch":
+    def __enter__(self) -> _RandomOpWatch:
+        self._graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+        self._count = len(self._graph.get_operations()) if self._graph is not None else 0
         _op_callbacks.add_op_callback(self._callback)
         return self
 
     def __exit__(self, *args) -> None:
         _op_callbacks.remove_op_callback(self._callback)
+        if self._graph is None:
+            return
+        # Calls of functions traced before (no callback sees their ops): inspect their bodies.
+        for op in self._graph.get_operations()[self._count :]:
+            if op.type in ("PartitionedCall", "StatefulPartitionedCall"):
+                name = op.node_def.attr["f"].func.name
+            elif op.type.startswith("__inference"):
+                name = op.type
+            else:
+                continue
+            self.found += _random_ops_in_function(name, self._graph, self._seen)
 
 
 def _refuse_unreplayable(found: list[str]) -> None:
@@ -255,7 +273,8 @@ class GameProducts(NamedTuple):
 
 def _value(variable) -> tf.Variable:
     """The ``tf.Variable`` behind a Keras 3 variable (tapes and accumulators need it); a plain
-    ``tf.Variable`` is returned as is (its ``value`` is a method, not the variable)."""
+    ``tf.Variable`` is returned as is (its ``value`` is a method, not the variable).
+    """
     return variable.value if isinstance(variable, keras.Variable) else variable
 
 
@@ -286,7 +305,7 @@ class _EvaluationAt(keras.StatelessScope):
         super().add_update(update)
         self._updated[id(update[0])] = update[0]
 
-    def __enter__(self) -> "_EvaluationAt":
+    def __enter__(self) -> _EvaluationAt:
         self._moments = exact_moments()
         self._moments.__enter__()
         try:
@@ -312,7 +331,8 @@ class _EvaluationAt(keras.StatelessScope):
 
 def _read_once(variables) -> tuple[list, list[tuple]]:
     """Tensors (or, for plain ``tf.Variable`` players, the variables) that the tapes and
-    accumulators watch, and the ``(Keras variable, tensor)`` mapping for :class:`_EvaluationAt`."""
+    accumulators watch, and the ``(Keras variable, tensor)`` mapping for :class:`_EvaluationAt`.
+    """
     values, mapping = [], []
     for v in variables:
         if isinstance(v, keras.Variable):
@@ -365,9 +385,10 @@ def _player_gradients(
     players: Mapping[str, Sequence],
     values: Sequence,
 ) -> list[tf.Tensor]:
-    """xi = (grad_{w_i} l_i)_i, flattened in player order, zeros for unconnected variables;
+    """Xi = (grad_{w_i} l_i)_i, flattened in player order, zeros for unconnected variables;
     the gradients are taken with respect to ``values`` (what the tape watched: flat, aligned
-    with the players' variables)."""
+    with the players' variables).
+    """
     xi: list[tf.Tensor] = []
     start = 0
     for name, variables in players.items():
@@ -483,7 +504,8 @@ def _reverse_pass(loss_fn, players, values, scope, watch, vector, vector_fn, wan
     """One forward pass at ``values`` (in ``scope``): losses, xi, v, H^T v
     (reverse-over-reverse) and, by the double-backward trick, H v; v = vector_fn(xi) of this
     same pass when not given. Every ``gradient`` call is made outside its own tape's context
-    (TensorFlow warns otherwise); the dummy tape records g(u) = H^T u on its own."""
+    (TensorFlow warns otherwise); the dummy tape records g(u) = H^T u on its own.
+    """
     with contextlib.ExitStack() as stack:
         if want_htv or want_hv:
             outer = stack.enter_context(
@@ -522,7 +544,8 @@ def _dense(tensors: Sequence) -> list[tf.Tensor]:
 
 def _forward_jvp(loss_fn, players, values, mapping, vector) -> list[tf.Tensor]:
     """H v by forward-over-reverse: the JVP of xi along v, in a second forward pass at the
-    same ``values`` as the reverse pass (so that its primal part is a common subexpression)."""
+    same ``values`` as the reverse pass (so that its primal part is a common subexpression).
+    """
     try:
         with tf.autodiff.ForwardAccumulator(values, vector) as accumulator:
             with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
@@ -707,16 +730,22 @@ def _without_own_block(players, vector) -> list[list[tf.Tensor | None]]:
 def off_diagonal_hv(
     loss_fn: LossFn, players: Mapping[str, Sequence], vector: Sequence[tf.Tensor]
 ) -> list[tf.Tensor]:
-    """H_o v, the off-diagonal blocks of the game Jacobian times v: (H_o v)_i =
-    sum_{j != i} (grad_j xi_i) v_j. One forward-mode pass per player (:func:`player_jvps`)."""
+    """H_o v, the off-diagonal blocks of the game Jacobian times v.
+
+    (H_o v)_i = sum_{j != i} (grad_j xi_i) v_j; one forward-mode pass per player
+    (:func:`player_jvps`).
+    """
     return player_jvps(loss_fn, players, _without_own_block(players, vector))
 
 
 def off_diagonal_htv(
     loss_fn: LossFn, players: Mapping[str, Sequence], vector: Sequence[tf.Tensor]
 ) -> list[tf.Tensor]:
-    """H_o^T v: (H_o^T v)_i = grad_i sum_{j != i} <xi_j, v_j>. One reverse-over-reverse pass
-    per player (:func:`player_vjps`); LEAD's coupling term."""
+    """H_o^T v, the transposed off-diagonal blocks of the game Jacobian times v.
+
+    (H_o^T v)_i = grad_i sum_{j != i} <xi_j, v_j>; one reverse-over-reverse pass per player
+    (:func:`player_vjps`); LEAD's coupling term.
+    """
     return player_vjps(loss_fn, players, _without_own_block(players, vector))
 
 

@@ -22,7 +22,8 @@ Conventions (both solvers):
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -180,7 +181,8 @@ def _loop(cond, body, state, max_iterations: int, unroll: bool):
     ``max_iterations`` bodies whose results are kept only while ``cond`` holds. Unrolled, the
     operator may contain a synchronisation point (the all-reduce of a ``tf.distribute``
     replica), which TensorFlow does not allow inside a ``while_loop``; every iteration's
-    product is then computed (and counted)."""
+    product is then computed (and counted).
+    """
     if not unroll:
         return tf.while_loop(cond, body, state, maximum_iterations=max_iterations)
     for _ in range(max_iterations):

@@ -11,7 +11,8 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -90,7 +91,8 @@ class UnrolledGAN(GameModel):
             )
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(
-                f"Argument `latent_dim` must be an integer >= 1. Received: latent_dim={latent_dim!r}"
+                "Argument `latent_dim` must be an integer >= 1. "
+                f"Received: latent_dim={latent_dim!r}"
             )
         if unroll_optimizer is not None:
             check_unrollable(unroll_optimizer)

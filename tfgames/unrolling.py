@@ -21,8 +21,9 @@ matching ``keras.optimizers.SGD`` and ``keras.optimizers.Adam`` step for step (t
 them with the Keras optimizers). Python-float hyperparameters are used exactly, while Keras
 rounds some of them (the learning rate, Adam's betas in the bias correction, SGD's momentum)
 through float32: in float64 the two agree to float32 precision unless the hyperparameters
-are float32-representable; in float32 they agree to rounding. :func:`unroll_variables` starts from the Keras optimizer's
-*current* state (Adam moments and step count, SGD momentum), as the seed notebook's graph
+are float32-representable; in float32 they agree to rounding. :func:`unroll_variables`
+starts from the Keras optimizer's *current* state (Adam moments and step count, SGD
+momentum), as the seed notebook's graph
 rewrite of the Keras updates did, and never changes that state.
 
 References:
@@ -32,11 +33,11 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import keras
 import tensorflow as tf
-
 
 __all__ = [
     "AdamState",
@@ -191,7 +192,8 @@ def functional_call(layer: keras.layers.Layer, values: Sequence[tf.Tensor],
 def check_unrollable(optimizer: Any) -> None:
     """Raise unless ``optimizer``'s update can be written as tensors here: SGD (with or
     without momentum) or Adam without AMSGrad, weight decay, clipping, EMA, gradient
-    accumulation or loss scaling."""
+    accumulation or loss scaling.
+    """
     if not isinstance(optimizer, (keras.optimizers.SGD, keras.optimizers.Adam)) or isinstance(
         optimizer, (keras.optimizers.AdamW,)
     ):

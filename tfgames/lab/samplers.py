@@ -1,4 +1,4 @@
-"""Lab samplers: synthetic data sets for GAN experiments: a 4x4 grid and a ring of Gaussians, and N(0, I).
+"""Lab samplers: synthetic GAN data, a 4x4 grid and a ring of Gaussians, and N(0, I).
 
 The samplers return float32 tensors built with ``keras.random`` ops, so they can be called
 inside a ``tf.function`` train step; pass a ``keras.random.SeedGenerator`` to get fresh,

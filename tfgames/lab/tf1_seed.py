@@ -31,7 +31,7 @@ Everything else (optimizers and their TF1 defaults, the ``n = len(vars_)`` count
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -155,7 +155,7 @@ class SymplecticOptimizer(tf1.train.Optimizer):
                  use_signs=True,
                  use_locking=False,
                  name='symplectic_optimizer'):
-        super(SymplecticOptimizer, self).__init__(
+        super().__init__(
             use_locking=use_locking, name=name)
         self._gd = tf1.train.RMSPropOptimizer(learning_rate)
         self._reg_params = reg_params

@@ -12,7 +12,7 @@ global-batch product, and the all-reduce of the shares is the product on the glo
 from __future__ import annotations
 
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -22,13 +22,15 @@ from tfgames.game import Game
 from tfgames.optimizers.base import all_reduce_sum
 
 __all__ = [
+    "check_iterations",
     "check_number",
+    "count",
     "cross_gradients",
-    "full_hv",
     "full_htv",
-    "off_diagonal_hv",
-    "off_diagonal_htv",
+    "full_hv",
     "lola_chi",
+    "off_diagonal_htv",
+    "off_diagonal_hv",
     "player_blocks",
     "player_jvps",
 ]

@@ -131,7 +131,12 @@ class ExtraAnchoredGradient(_Anchored):
 
     Example:
       >>> import keras, tfgames
-      >>> eag = tfgames.ExtraAnchoredGradient(keras.optimizers.SGD(0.1))
+      >>> from tfgames.optimizers.anchored import ExtraAnchoredGradient
+      >>> model = tfgames.games.Bilinear()  # f = x * y from (1, 1)
+      >>> model.compile(optimizer=ExtraAnchoredGradient(keras.optimizers.SGD(0.1)))
+      >>> _ = model.fit(tfgames.datasets.step_dataset(300), verbose=0)
+      >>> round(model.distance_to_equilibrium(), 3)  # from sqrt(2); gradient descent: 6.29
+      0.044
     """
 
     def __init__(
@@ -182,7 +187,12 @@ class FastExtragradient(_Anchored):
 
     Example:
       >>> import keras, tfgames
-      >>> feg = tfgames.FastExtragradient(keras.optimizers.SGD(0.5), rho=0.0)
+      >>> from tfgames.optimizers.anchored import FastExtragradient
+      >>> model = tfgames.games.Bilinear()  # f = x * y from (1, 1), L = 1
+      >>> model.compile(optimizer=FastExtragradient(keras.optimizers.SGD(0.5), rho=0.0))
+      >>> _ = model.fit(tfgames.datasets.step_dataset(300), verbose=0)
+      >>> round(model.distance_to_equilibrium(), 3)  # from sqrt(2); gradient descent: 6.29
+      0.009
     """
 
     def __init__(

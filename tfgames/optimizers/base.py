@@ -31,7 +31,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -262,7 +263,7 @@ class PlayerOptimizer:
       optimizer: the player's Keras optimizer.
     """
 
-    __slots__ = ("player", "optimizer")
+    __slots__ = ("optimizer", "player")
 
     def __init__(self, player: str, optimizer: keras.optimizers.Optimizer) -> None:
         object.__setattr__(self, "player", player)

@@ -14,7 +14,8 @@ H_o (:func:`tfgames.products.player_jvps`); H is never formed.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import keras
 import numpy as np
@@ -107,7 +108,8 @@ class _Competitive(GameOptimizer):
 
 def _two_players(game: Game, who: str) -> tuple[int, int]:
     """(solved player p, other player q): p is the smaller player (the Schur complement on
-    the smaller block has the smaller Krylov space)."""
+    the smaller block has the smaller Krylov space).
+    """
     if len(game.players) != 2:
         raise ValueError(
             f"{who} is defined for two players. Received a game with {len(game.players)} "

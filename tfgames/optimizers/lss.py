@@ -24,13 +24,13 @@ class LSS(GameOptimizer):
         dir = (xi + H^T u) / 2,   u = H^{-1} xi                    (H invertible),
         u = (H^T H + lambda I)^{-1} H^T xi                         (regularised)
 
-    H is the game Jacobian. Near a fixed point w*, xi ~ H (w - w*), so H^T H^{-1} xi ~
-    H^T (w - w*) and dir ~ S (w - w*) with S = (H + H^T) / 2: the dynamics follow the symmetric
-    part of H, which keeps stable fixed points attracting and makes the others repelling
-    (Mazumdar, Jordan & Sastry 2019). u is computed matrix-free: H^{-1} xi by GMRES (one H v product per
+    H is the game Jacobian. Near a fixed point w*, xi ~ H (w - w*), so H^T H^{-1} xi ~ H^T (w -
+    w*) and dir ~ S (w - w*) with S = (H + H^T) / 2: the dynamics follow the symmetric part of
+    H, which keeps stable fixed points attracting and makes the others repelling (Mazumdar,
+    Jordan & Sastry 2019). u is computed matrix-free: H^{-1} xi by GMRES (one H v product per
     iteration, forward mode), the regularised form by conjugate gradients on H^T H + lambda I
-    (one H v and one H^T v per iteration). The reference notebook (Letcher et al.) inverts H
-    and switches to the regularised form when det H = 0; a matrix-free solver cannot see the
+    (one H v and one H^T v per iteration). The reference notebook (Letcher et al.) inverts H and
+    switches to the regularised form when det H = 0; a matrix-free solver cannot see the
     determinant, so ``regularize="auto"`` (default) uses the regularised form when GMRES does
     not reach the tolerance within ``max_iterations`` (a singular or badly conditioned H),
     ``"always"``/``"never"`` fix the choice.

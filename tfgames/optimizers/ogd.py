@@ -87,7 +87,7 @@ class OGD(keras.optimizers.Optimizer):
         self._previous_gradients = self.add_optimizer_variables(var_list, "previous_gradient")
 
     def update_step(self, gradient, variable, learning_rate) -> None:
-        """w <- w - eta (2 g_t - g_{t-1}); then g_{t-1} <- g_t."""
+        """W <- w - eta (2 g_t - g_{t-1}); then g_{t-1} <- g_t."""
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         previous = self._previous_gradients[self._get_variable_index(variable)]

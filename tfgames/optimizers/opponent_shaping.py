@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfgames import products
 from tfgames.game import Game
 from tfgames.optimizers import _blocks
-from tfgames.optimizers.base import GameOptimizer, num_replicas
+from tfgames.optimizers.base import GameOptimizer, all_reduce_sum, num_replicas
 
 __all__ = ["LA", "LOLA", "SOS", "look_ahead", "sos_p"]
 
@@ -28,10 +28,10 @@ def sos_p(
     xi: list[tf.Tensor], la: list[tf.Tensor], chi: list[tf.Tensor], *, alpha: float, a: float,
     b: float,
 ) -> tf.Tensor:
-    """SOS's p = min(p1, p2) (Letcher et al. 2019, Algorithm 1):
+    """SOS's p = min(p1, p2) (Letcher et al. 2019, Algorithm 1).
 
-        p1 = 1 if <-alpha chi, LA> >= 0 else min(1, -a ||LA||^2 / <-alpha chi, LA>),
-        p2 = ||xi||^2 if ||xi|| < b else 1.
+    p1 = 1 if <-alpha chi, LA> >= 0 else min(1, -a ||LA||^2 / <-alpha chi, LA>),
+    p2 = ||xi||^2 if ||xi|| < b else 1.
     """
     dot = -alpha * products.dot(chi, la)
     la_sq = tf.square(products.norm(la))
@@ -56,14 +56,17 @@ class _OpponentShaping(GameOptimizer):
 
     def _shaping_terms(self, game: Game):
         """losses, global xi, LA = (I - alpha H_o) xi and (LOLA, SOS) chi; products count."""
+        n = len(game.players)
+        if not self._uses_chi:  # LA needs xi only, not the cross gradients
+            losses, xi = game.gradient()
+            xi = all_reduce_sum(xi)
+            return losses, xi, look_ahead(xi, _blocks.off_diagonal_hv(game, xi), self.alpha), \
+                None, n
         losses, grads = _blocks.cross_gradients(game)
         xi = []
         for grad, (_, start, stop) in zip(grads, _blocks.player_blocks(game)):
             xi.extend(grad[start:stop])
         la = look_ahead(xi, _blocks.off_diagonal_hv(game, xi), self.alpha)
-        n = len(game.players)
-        if not self._uses_chi:
-            return losses, xi, la, None, n
         return losses, xi, la, _blocks.lola_chi(game, grads), 2 * n
 
     def _share(self, direction):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import keras
 import tensorflow as tf
@@ -38,7 +39,7 @@ UPDATE_ORDERS = ("simultaneous", "alternating")
 #: How an alternating order meets the data: each inner step its own batch, or one batch a cycle.
 BATCHES = ("fresh", "reuse")
 
-UpdateOrder = Union[str, Mapping[str, int]]
+UpdateOrder = str | Mapping[str, int]
 
 #: Deprecated names (tfgames 0.1) of :data:`UPDATE_ORDERS` and :data:`UpdateOrder`.
 SCHEDULES = UPDATE_ORDERS
@@ -515,7 +516,7 @@ class PerPlayer(WrapperOptimizer):
         }
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], custom_objects=None) -> "PerPlayer":
+    def from_config(cls, config: Mapping[str, Any], custom_objects=None) -> PerPlayer:
         config = dict(config)
         if "schedule" in config:  # written by tfgames 0.1
             config["update_order"] = config.pop("schedule")

@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -127,7 +128,8 @@ def run(
         record.data["runs"][name] = entry
         spectra: dict[str, np.ndarray] = {}
 
-        def on_snapshot(shot: Snapshot, model: MLPGAN) -> None:
+        def on_snapshot(shot: Snapshot, model: MLPGAN, entry: dict = entry,
+                        spectra: dict = spectra, name: str = name) -> None:
             spectrum = _spectrum(shot.samples)
             d_loss, g_loss = shot.losses
             row = {

@@ -23,16 +23,22 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from tfgames.lab import metrics, plotting
-from tfgames.lab.samplers import GRID_CENTRES
 from tfgames.lab.experiments import registry
 from tfgames.lab.experiments.runner import (
-    GanConfig, RunRecord, Snapshot, preset_config, train_with_snapshots)
+    GanConfig,
+    RunRecord,
+    Snapshot,
+    preset_config,
+    train_with_snapshots,
+)
+from tfgames.lab.samplers import GRID_CENTRES
 
 __all__ = [
     "BLOWUP_DISTANCE",
@@ -81,7 +87,8 @@ LOOSE_N_STD = 10.0
 
 def blown_up(row: Mapping[str, Any]) -> bool:
     """Whether a snapshot row (:func:`snapshot_metrics`) is that of a blown-up run: losses
-    not finite or farther than ``BLOWUP_DISTANCE`` from (2 ln 2, ln 2)."""
+    not finite or farther than ``BLOWUP_DISTANCE`` from (2 ln 2, ln 2).
+    """
     return not row["finite"] or not row["loss_distance"] <= BLOWUP_DISTANCE
 
 

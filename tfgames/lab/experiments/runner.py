@@ -21,9 +21,10 @@ import sys
 import time
 import warnings
 import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -32,12 +33,12 @@ import tensorflow as tf
 import tfgames
 from tfgames import datasets
 from tfgames.atomic import FolderLock, write_atomically
-from tfgames.lab import samplers
+from tfgames.lab import models, samplers
 from tfgames.model import GameModel
 
 __all__ = [
-    "GanConfig",
     "MLPGAN",
+    "GanConfig",
     "RunRecord",
     "Snapshot",
     "gan_losses",
@@ -104,7 +105,8 @@ class GanConfig:
 def preset_config(presets: Mapping[str, GanConfig], preset: str,
                   steps: int | None) -> GanConfig:
     """The preset's :class:`GanConfig`, with ``steps`` instead of its own when given
-    (snapshots keep their spacing, capped at ``steps``)."""
+    (snapshots keep their spacing, capped at ``steps``).
+    """
     if preset not in presets:
         raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(presets)}.")
     config = presets[preset]
@@ -115,22 +117,10 @@ def preset_config(presets: Mapping[str, GanConfig], preset: str,
 
 
 def mlp(in_dim: int, depth: int, width: int, out_dim: int, *, name: str) -> keras.Sequential:
-    """The seed's MLP: ``depth`` ReLU layers of ``width`` units and a linear output layer.
-
-    h_0 = x, h_{k+1} = relu(h_k W_k + b_k) for k < depth, y = h_depth W + b. Every kernel is
-    drawn from a normal truncated at 2 standard deviations with stddev = 1/sqrt(fan_in) and
-    the biases start at zero, Sonnet 1's ``snt.Linear`` default used by the seed.
+    """The seed's MLP: ``depth`` ReLU layers of ``width`` units and a linear output layer
+    (:func:`tfgames.lab.models.mlp` with Sonnet 1's initialisation, as the seed).
     """
-    layers: list[Any] = [keras.Input((in_dim,))]
-    fan_in = in_dim
-    for units, activation in [(width, "relu")] * depth + [(out_dim, None)]:
-        layers.append(keras.layers.Dense(
-            units, activation=activation,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=1.0 / math.sqrt(fan_in)),
-            bias_initializer="zeros",
-        ))
-        fan_in = units
-    return keras.Sequential(layers, name=name)
+    return models.mlp(in_dim, [width] * depth, out_dim, name=name)
 
 
 def gan_losses(discriminator: Callable, generator: Callable, x_real: tf.Tensor,
@@ -143,11 +133,7 @@ def gan_losses(discriminator: Callable, generator: Callable, x_real: tf.Tensor,
     """
     real = discriminator(x_real, training=training)
     fake = discriminator(generator(z, training=training), training=training)
-    bce = tf.nn.sigmoid_cross_entropy_with_logits
-    d_loss = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
-        bce(tf.zeros_like(fake), fake))
-    g_loss = tf.reduce_mean(bce(tf.ones_like(fake), fake))
-    return {"discriminator": d_loss, "generator": g_loss}
+    return tfgames.losses.gan_losses(real, fake)
 
 
 @keras.saving.register_keras_serializable(package="tfgames.lab.experiments")
@@ -181,6 +167,12 @@ class MLPGAN(GameModel):
         if c.target == "grid":
             return samplers.grid_batch(n, seed, std=c.std)
         return samplers.gaussian_batch(n, c.x_dim, seed)
+
+    def replica_batch_size(self, data: Any) -> int:
+        """Every replica draws ``batch_size`` samples in the step (the data set is a dummy):
+        equal shares under a strategy.
+        """
+        return self.config.batch_size
 
     def compute_losses(self, data: Any, training: bool = False) -> dict[str, tf.Tensor]:
         c = self.config
@@ -247,7 +239,7 @@ def train_with_snapshots(
     config: GanConfig,
     *,
     seed: int = 0,
-    on_snapshot: Callable[[Snapshot, "MLPGAN"], None] | None = None,
+    on_snapshot: Callable[[Snapshot, MLPGAN], None] | None = None,
     verbose: int = 1,
     jit_compile: bool = False,
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -350,7 +342,8 @@ def train_with_snapshots(
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """``write(tmp)`` to a unique temporary name beside ``path`` (same suffix), fsync, then
     rename it to ``path`` (:func:`tfgames.atomic.write_atomically`): a reader never sees a
-    half-written file, and concurrent writers never share a temporary file."""
+    half-written file, and concurrent writers never share a temporary file.
+    """
     write_atomically(path, write)
 
 
@@ -369,7 +362,8 @@ def _without_names(config: Any) -> Any:
 class _Checkpoints:
     """The snapshots of one run and the model at each: ``step_<k>.keras``, ``step_<k>.npy``
     (samples) and ``state.json`` (the run's identity and the snapshots' numbers), every file
-    written to a temporary name first, ``state.json`` last."""
+    written to a temporary name first, ``state.json`` last.
+    """
 
     def __init__(self, folder: Path, config: GanConfig, seed: int,
                  optimizer: keras.optimizers.Optimizer) -> None:
@@ -432,9 +426,10 @@ class _Checkpoints:
                 samples = np.load(path)
             except _DAMAGED as error:
                 # Fall back to the last good checkpoint: the run continues from there.
+                previous = "none: starting over" if index == 0 else self.saved[index - 1]["step"]
                 message = (f"checkpoint {path} is damaged or missing ({type(error).__name__}: "
                            f"{str(error)[:200]}); resuming from the previous good checkpoint "
-                           f"({'none: starting over' if index == 0 else self.saved[index - 1]['step']})")
+                           f"({previous})")
                 log.warning(message)
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
                 self.damaged.append(str(path))
@@ -488,7 +483,8 @@ def _check_folder(folder: Path) -> None:
 
 def _lock(folder: Path) -> FolderLock:
     """This process's lock on ``folder``, held until the process ends (the kernel releases it
-    then, also on a crash)."""
+    then, also on a crash).
+    """
     key = str(folder.resolve())
     if key in _LOCKS:  # the same process writes the folder again (e.g. tests, notebooks)
         _LOCKS.pop(key).release()
@@ -509,7 +505,7 @@ class RunRecord:
     data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, out: str | os.PathLike[str], experiment: str, **meta: Any) -> "RunRecord":
+    def start(cls, out: str | os.PathLike[str], experiment: str, **meta: Any) -> RunRecord:
         """A record for ``experiment`` in the folder ``out`` (created), with run metadata.
 
         Before writing anything it takes the folder's lock (:class:`tfgames.atomic.FolderLock`:
