@@ -20,13 +20,13 @@ run: $(STAMP)  ## main job: the quick 4x4-grid comparison, figures and metrics i
 lint: $(STAMP)  ## ruff (configuration in pyproject.toml)
 	$(BIN)/ruff check tfgames tests examples benchmarks
 
-test: $(STAMP) lint  ## lint, the default test run (CI) and the strict docs build
+test: $(STAMP) lint  ## lint, the default test run (CI, two pytest workers) and the strict docs build
 	# exit code 5 is pytest's "no tests collected": not a failure of the project
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider || [ $$? -eq 5 ]
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile || [ $$? -eq 5 ]
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 test-slow: $(STAMP)  ## long convergence runs
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider -m slow || [ $$? -eq 5 ]
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider -m slow -n 2 --dist loadfile || [ $$? -eq 5 ]
 
 # The declared minimum versions (setup.cfg install_requires) in their own environment, on the
 # core's tests (no lab extra): keeps the floors honest. Not part of CI's default run.

@@ -19,6 +19,7 @@ Usage: ``python examples/second_order_games.py [--out DIR] [--quick]``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -197,11 +198,12 @@ def bilinear(out):
     plt.close(fig)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1]
                                              / "docs" / "figures" / "second-order"))
-    parser.add_argument("--quick", action="store_true", help="1 seed, short runs (CI)")
+    parser.add_argument("--quick", "--smoke", action="store_true",
+                        help="1 seed, short runs (CI)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,6 +213,10 @@ def main(argv=None) -> None:
     bilinear(out)
     impossibility(out, 40 if args.quick else 400)
     ipd(out, seeds, 10 if args.quick else 100)
+    metrics = {"example": "second_order_games", "seeds": seeds,
+               "figures": sorted(p.name for p in out.glob("*.png"))}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
 
 
 if __name__ == "__main__":

@@ -1,9 +1,6 @@
 """A catalogue of bad inputs: each gets a clear early error (constraint, received value, fix)
 before any state changes. Every case is asserted by its message; the model-level cases also
 check that no weight, optimizer variable or noise-stream state changed. Issue 17 point 5.
-
-Cases marked ``xfail`` are known gaps in modules owned elsewhere (listed in the report);
-they stay visible here and start passing when fixed.
 """
 
 
@@ -136,16 +133,11 @@ CONSTRUCTORS = [
      TypeError, r"has no minimize\(loss, var_list\)"),
     pytest.param("compat.v1 RMSPropOptimizer.minimize",
                  lambda: tfgames.compat.v1.RMSPropOptimizer(0.1).minimize(tf.constant(1.0)),
-                 TypeError, r"minimize", marks=pytest.mark.xfail(
-                     reason="tfgames/compat/v1.py (not this helper's): bare AttributeError",
-                     strict=False)),
+                 TypeError, r"minimize"),
     pytest.param("Adamirror learning_rate nan", lambda: tfgames.Adamirror(NAN), ValueError,
-                 r"learning_rate.*nan", marks=pytest.mark.xfail(
-                     reason="adamirror.py (not this helper's): accepted silently",
-                     strict=False)),
+                 r"learning_rate.*nan"),
     pytest.param("OGD learning_rate < 0", lambda: tfgames.OGD(-1.0), ValueError,
-                 r"learning_rate.*-1", marks=pytest.mark.xfail(
-                     reason="ogd.py (not this helper's): accepted silently", strict=False)),
+                 r"learning_rate.*-1"),
 ]
 
 
@@ -183,10 +175,7 @@ COMPILE = [
     ("inner optimizer built on other variables", _inner_built_elsewhere, ValueError,
      r"already built on other variables.*fresh optimizer"),
     pytest.param("optimizer='sga' string", lambda: {"optimizer": "sga"}, ValueError,
-                 r"tfgames.SGA\(", marks=pytest.mark.xfail(
-                     reason="GameModel.compile (H6a's part): Keras' 'Could not interpret "
-                            "optimizer identifier' says nothing about tfgames.SGA",
-                     strict=False)),
+                 r"tfgames.SGA\("),
 ]
 
 
@@ -248,9 +237,7 @@ LOSSES = [
      "player 'q' does not depend"),
     ("losses not a dict", lambda m: [m.b, m.b], "must return a dict"),
     pytest.param("None loss", lambda m: {"p": tf.reduce_sum(m.a) * m.b, "q": None},
-                 r"loss of player 'q'.*None", marks=pytest.mark.xfail(
-                     reason="tfgames/game.py Game._checked_losses (H1's): TensorFlow's bare "
-                            "'None values not supported.'", strict=False)),
+                 r"loss of player 'q'.*None"),
     ("integer loss", lambda m: {"p": tf.reduce_sum(m.a) * m.b, "q": 3},
      r"loss of player 'q'.*(int|constant|does not depend)"),
 ]

@@ -27,6 +27,8 @@ CASES = {
     "mnist_constrained_vae": ([], ["training.png", "digits.png", "interpolations.png"]),
     "mnist_gan": ([], ["losses.png", "digits.png", "interpolations.png"]),
     "mnist_wgan_gp": ([], ["losses.png", "digits.png", "interpolations.png"]),
+    "second_order_games": ([], ["matching-pennies.png", "tandem.png", "bilinear.png",
+                                "impossibility.png", "ipd.png"]),
     "unrolled_gan_ring": (["--unroll", "0", "2"], ["density_K0.png", "density_K2.png",
                                                    "losses.png"]),
 }

@@ -160,18 +160,30 @@ def test_plain_tf_variable_players_match_the_closed_form(keras_y, execution, mod
     np.testing.assert_allclose(flat(out.htv), jac.T @ flat(vec), rtol=1e-6, atol=1e-6)
 
 
+@pytest.fixture
+def float64():
+    previous, previous_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    yield
+    keras.config.set_dtype_policy(previous_policy)
+    keras.config.set_floatx(previous)
+
+
 @pytest.mark.parametrize("execution", ["eager", "function"])
 @pytest.mark.parametrize("mode", ["forward", "double_backward"])
-def test_state_updates_in_the_losses_happen_once_per_products_call(execution, mode):
+def test_state_updates_in_the_losses_happen_once_per_products_call(execution, mode, float64):
     """The losses are evaluated twice in forward mode, once by double backward; either way a
     counter assigned in the losses, BatchNorm's moving statistics and the noise seed advance as
-    after one ordinary evaluation, and the products see the same noise in every pass."""
+    after one ordinary evaluation, and the products see the same noise in every pass. (In
+    float64: the rows of the bias before BatchNorm are exactly 0 in exact arithmetic, and float32
+    rounding leaves ~1e-6 there.)"""
 
     def build():
         d, g = batchnorm_players(seed=11, hidden=3)
         return d, g, keras.Variable(0.0, trainable=False), keras.random.SeedGenerator(5)
 
-    x = tf.random.normal((8, 2), seed=3)
+    x = tf.random.normal((8, 2), seed=3, dtype=tf.float64)
 
     def losses_of(d, g, counter, seed):
         def loss_fn():
@@ -209,10 +221,8 @@ def test_state_updates_in_the_losses_happen_once_per_products_call(execution, mo
     with products.exact_moments():
         jac, xi = _dense_jacobian(players, replayed)
     np.testing.assert_allclose(flat(out.xi), xi, rtol=1e-5, atol=1e-6)
-    # atol 1e-5: the rows of the bias before BatchNorm are exactly 0 in exact arithmetic; in
-    # float32 the exact-moments products leave rounding noise of ~1e-6 there (entries ~0.5).
-    np.testing.assert_allclose(flat(out.hv), jac @ xi, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(flat(out.htv), jac.T @ xi, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(flat(out.hv), jac @ xi, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(flat(out.htv), jac.T @ xi, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode,times", [("forward", 2), ("double_backward", 1)])

@@ -267,6 +267,12 @@ class Game:
             )
         out = {}
         for name in self.players:
+            if losses[name] is None:
+                raise ValueError(
+                    f"The loss of player {name!r} is None. compute_losses must return a scalar "
+                    "tensor for every player: check that the function returns the value it "
+                    "computes (a missing `return`) and does not leave a player out."
+                )
             loss = tf.convert_to_tensor(losses[name])
             if loss.shape.rank != 0:
                 raise ValueError(

@@ -257,7 +257,10 @@ class _FiniteGuard:
                 seen.add(id(v))
                 self.variables.append(v)
         self.before = None
-        if num_replicas() == 1:
+        # Undo the step only outside distribution strategies: under one (even with a single
+        # replica) the restoring assignments would sit in a cond in replica context, which
+        # needs a merge_call TensorFlow refuses there; the error is still raised.
+        if num_replicas() == 1 and not tf.distribute.has_strategy():
             self.before = [tf.identity(v.value) for v in self.variables]
 
     def check(self, values: Mapping[str, tf.Tensor], game: Game) -> None:
@@ -288,6 +291,20 @@ class _FiniteGuard:
 
             tf.cond(tf.logical_or(tf.logical_not(all_ok), flagged), restore,
                     lambda: tf.constant(False))
+
+
+#: Names a Keras user may pass to compile for tfgames' optimizers, with the object to pass.
+_GAME_OPTIMIZER_NAMES = {
+    "sga": "tfgames.SGA(keras.optimizers.RMSprop(1e-4))",
+    "consensus": "tfgames.Consensus(keras.optimizers.RMSprop(1e-4), gamma=10.0)",
+    "extragradient": "tfgames.Extragradient(keras.optimizers.Adam(1e-4))",
+    "extra_adam": "tfgames.Extragradient(keras.optimizers.Adam(1e-4))",
+    "adamirror": "tfgames.Adamirror(1e-4)",
+    "ogd": "tfgames.OGD(0.01)",
+    "lola": "tfgames.LOLA(keras.optimizers.SGD(0.1), alpha=1.0)",
+    "sos": "tfgames.SOS(keras.optimizers.SGD(0.1), alpha=1.0)",
+    "cgd": "tfgames.CGD(keras.optimizers.SGD(0.1))",
+}
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -516,6 +533,12 @@ class GameModel(keras.Model):
         schedule = kwargs.pop("schedule", None)
         argument = "update_order" if schedule is None else "schedule"
         update_order = _deprecated_schedule(update_order, schedule, None, "GameModel.compile")
+        if isinstance(optimizer, str) and optimizer.lower() in _GAME_OPTIMIZER_NAMES:
+            raise ValueError(
+                f"compile(optimizer={optimizer!r}): Keras' optimizer names are its own first-order "
+                "optimizers; a tfgames game optimizer wraps an inner optimizer and is passed as an "
+                f"object, e.g. optimizer={_GAME_OPTIMIZER_NAMES[optimizer.lower()]}."
+            )
         if not isinstance(optimizer, (str, Mapping, dict)):
             check_optimizer(optimizer, "optimizer")
         game_players = resolve_players(self.players())

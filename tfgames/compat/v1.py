@@ -90,6 +90,16 @@ def _learning_rate(learning_rate: Any, owner: str) -> Any:
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+def _no_minimize(optimizer: Any) -> TypeError:
+    return TypeError(
+        f"{type(optimizer).__name__} has no minimize(loss, var_list): Keras 3 optimizers do "
+        "not minimize a loss tensor (that was TF1's API). Declare the players and their losses "
+        "in a tfgames.GameModel and call model.compile(optimizer=...) and model.fit(...), or "
+        "apply gradients with optimizer.apply(grads, variables). See the migration guide "
+        "(\"Migrating from TF1\")."
+    )
+
+
 class RMSPropOptimizer(keras.optimizers.Optimizer):
     """TF1's RMSProp as a Keras 3 optimizer: ``tf.compat.v1.train.RMSPropOptimizer`` exactly.
 
@@ -212,6 +222,10 @@ class RMSPropOptimizer(keras.optimizers.Optimizer):
                 else tf.raw_ops.ResourceApplyRMSProp
             )
             op(**slots, **hyper, grad=tf.cast(gradient, dtype))
+
+    def minimize(self, *args: Any, **kwargs: Any) -> None:
+        """Not in Keras 3: raises a ``TypeError`` that says what to do instead."""
+        raise _no_minimize(self)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

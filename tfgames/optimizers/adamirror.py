@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfgames.optimizers.ogd import FirstStep, check_first_step
+from tfgames.optimizers.ogd import FirstStep, check_first_step, check_learning_rate
 
 __all__ = ["Adamirror", "adamirror_update"]
 
@@ -131,6 +131,7 @@ class Adamirror(keras.optimizers.Optimizer):
         if isinstance(epsilon, (int, float)) and epsilon < 0:
             raise ValueError(f"Argument `epsilon` must be >= 0. Received: epsilon={epsilon!r}.")
         check_first_step(first_step)
+        check_learning_rate(learning_rate)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2

@@ -5,14 +5,35 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import keras
+import numpy as np
 from keras import ops
 
-__all__ = ["FIRST_STEPS", "OGD", "check_first_step"]
+__all__ = ["FIRST_STEPS", "OGD", "check_first_step", "check_learning_rate"]
 
 #: First-step conventions of the optimistic methods (:class:`OGD`, :class:`tfgames.Adamirror`).
 FIRST_STEPS = ("plain", "double")
 
 FirstStep = Literal["plain", "double"]
+
+
+def check_learning_rate(learning_rate: Any) -> Any:
+    """Refuse a learning rate that is a number but not a finite number >= 0 (NaN, inf,
+    negative); schedules, callables and tensors pass through to Keras.
+    """
+    if isinstance(learning_rate, bool):
+        raise TypeError(
+            f"Argument `learning_rate` must be a number or a schedule. Received: "
+            f"learning_rate={learning_rate!r}."
+        )
+    if isinstance(learning_rate, (int, float, np.integer, np.floating)) and not (
+        np.isfinite(learning_rate) and learning_rate >= 0
+    ):
+        raise ValueError(
+            "Argument `learning_rate` must be a finite number >= 0 (or a learning-rate "
+            f"schedule): a NaN, infinite or negative step ruins the weights at the first step. "
+            f"Received: learning_rate={learning_rate!r}."
+        )
+    return learning_rate
 
 
 def check_first_step(first_step: Any) -> str:
@@ -76,6 +97,7 @@ class OGD(keras.optimizers.Optimizer):
         **kwargs: Any,
     ) -> None:
         check_first_step(first_step)
+        check_learning_rate(learning_rate)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.first_step = first_step
 
