@@ -98,7 +98,8 @@ def inexact_layers(players: Mapping[str, PlayerSpec]) -> list[str]:
     out = []
     for spec in players.values():
         for layer in _layers_of(spec):
-            if isinstance(layer, keras.layers.BatchNormalization) and layer.renorm:
+            renorm = getattr(layer, "renorm", False)  # Keras 3.10 has no `renorm` attribute
+            if isinstance(layer, keras.layers.BatchNormalization) and renorm:
                 out.append(f"{layer.name} (BatchNormalization with renorm=True)")
             elif isinstance(layer, keras.layers.SpectralNormalization):
                 out.append(f"{layer.name} (SpectralNormalization)")

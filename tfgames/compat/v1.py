@@ -89,7 +89,6 @@ def _learning_rate(learning_rate: Any, owner: str) -> Any:
     return learning_rate
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 def _no_minimize(optimizer: Any) -> TypeError:
     return TypeError(
         f"{type(optimizer).__name__} has no minimize(loss, var_list): Keras 3 optimizers do "
@@ -100,6 +99,7 @@ def _no_minimize(optimizer: Any) -> TypeError:
     )
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class RMSPropOptimizer(keras.optimizers.Optimizer):
     """TF1's RMSProp as a Keras 3 optimizer: ``tf.compat.v1.train.RMSPropOptimizer`` exactly.
 
