@@ -18,7 +18,7 @@ run: $(STAMP)  ## main job: the quick 4x4-grid comparison, figures and metrics i
 	$(BIN)/tfgames run mog --preset quick --out runs/quick
 
 lint: $(STAMP)  ## ruff (configuration in pyproject.toml)
-	$(BIN)/ruff check tfgames tests examples benchmarks
+	$(BIN)/ruff check tfgames tfgames_cli.py tests examples benchmarks
 
 test: $(STAMP) lint  ## lint, the default test run (CI, two pytest workers) and the strict docs build
 	# exit code 5 is pytest's "no tests collected": not a failure of the project

@@ -48,41 +48,18 @@ import keras
 import tensorflow as tf
 
 import tfgames
-import tfgames.lab.samplers
 from tfgames.averaging import Averaging
+from tfgames.lab.experiments.gan import MLPGAN, GanConfig
 from tfgames.optimizers.anchored import ExtraAnchoredGradient, FastExtragradient
 from tfgames.optimizers.negative_momentum import NegativeMomentum
 from tfgames.optimizers.ode import RungeKutta
 
 
-def mlp(in_dim: int, depth: int, width: int, out_dim: int, name: str) -> keras.Sequential:
-    layers = [keras.Input((in_dim,))]
-    layers += [keras.layers.Dense(width, activation="relu") for _ in range(depth)]
-    layers.append(keras.layers.Dense(out_dim))
-    return keras.Sequential(layers, name=name)
-
-
-class GridGAN(tfgames.GameModel):
-    """GAN on the 4x4 grid: sigmoid cross-entropy losses, data sampled in the step."""
-
-    def __init__(self, depth: int, width: int, z_dim: int, batch_size: int, **kwargs):
-        super().__init__(**kwargs)
-        self.z_dim, self.batch_size = z_dim, batch_size
-        self.discriminator = mlp(2, depth, width, 1, "discriminator")
-        self.generator = mlp(z_dim, depth, width, 2, "generator")
-
-    def players(self):
-        return {"discriminator": self.discriminator, "generator": self.generator}
-
-    def compute_losses(self, data, training=False):
-        x_real = tfgames.lab.samplers.grid_batch(self.batch_size, self.seed_generator)
-        z = keras.random.normal((self.batch_size, self.z_dim), seed=self.seed_generator)
-        real = self.discriminator(x_real)
-        fake = self.discriminator(self.generator(z))
-        bce = tf.nn.sigmoid_cross_entropy_with_logits
-        d = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
-            bce(tf.zeros_like(fake), fake))
-        return {"discriminator": d, "generator": tf.reduce_mean(bce(tf.ones_like(fake), fake))}
+def grid_gan(depth: int, width: int, z_dim: int, batch_size: int, *, seed: int) -> MLPGAN:
+    """The 4x4-grid GAN of the experiments (:class:`tfgames.lab.experiments.gan.MLPGAN`:
+    sigmoid cross-entropy losses, real samples and noise drawn in the step) of these sizes."""
+    return MLPGAN(GanConfig(depth=depth, width=width, z_dim=z_dim, batch_size=batch_size),
+                  seed=seed)
 
 
 def optimizers(lr: float) -> dict[str, callable]:
@@ -114,7 +91,7 @@ COMPILE_KWARGS = {"negative-momentum": {"update_order": "alternating"}}
 def runner(make_optimizer, sizes: tuple[int, int, int, int], jit: bool, warmup: int,
            compile_kwargs: dict | None = None):
     keras.utils.set_random_seed(0)  # identical initial weights for every configuration
-    model = GridGAN(*sizes, seed=1)
+    model = grid_gan(*sizes, seed=1)
     model.compile(optimizer=make_optimizer(), jit_compile=jit, **(compile_kwargs or {}))
     iterator = iter(tfgames.datasets.step_dataset(1).repeat())
     model.make_train_function()

@@ -1,7 +1,7 @@
 """Step time of the second-order family against a plain step and SGA, side by side.
 
 On the 4x4-grid architecture (G and D: 6 hidden ReLU layers of 384 units, z 64, batch 256;
-:class:`benchmarks.first_order.GridGAN`, real samples drawn inside the step), from identical
+:func:`benchmarks.first_order.grid_gan`, real samples drawn inside the step), from identical
 initial weights, through ``GameModel``'s compiled train step:
 
 - ``rmsprop``: simultaneous RMSProp, the plain step; ``sga``: ``tfgames.SGA(RMSprop)``;

@@ -1,8 +1,9 @@
 """The networks and the bound of seed 001 (latent generative models on MNIST), in Keras 3.
 
-Shared by ``mnist_svi.py``, ``mnist_vae.py``, ``mnist_constrained_vae.py``, ``mnist_gan.py``
-and ``mnist_wgan_gp.py``. Architectures follow the seed notebook exactly (``tf.layers``
-defaults there are Glorot-uniform kernels and zero biases, as in Keras):
+Shared by ``mnist_svi.py``, ``mnist_vae.py``, ``mnist_constrained_vae.py`` (the amortized
+VAEs derive from :class:`AmortizedModel`), ``mnist_gan.py`` and ``mnist_wgan_gp.py``.
+Architectures follow the seed notebook exactly (``tf.layers`` defaults there are Glorot-uniform
+kernels and zero biases, as in Keras):
 
 - decoder / generator: Dense(7*7*64, relu) - (7, 7, 64) - Conv2DTranspose(32, 5, stride 2,
   relu) - Conv2DTranspose(1, 5, stride 2): Bernoulli logits for the VAEs, tanh for the GANs;
@@ -15,8 +16,11 @@ defaults there are Glorot-uniform kernels and zero biases, as in Keras):
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+import tfgames
 
 tfd = tfp.distributions
 
@@ -95,3 +99,30 @@ def bound_terms(x: tf.Tensor, posterior: tfd.Distribution, decoder: keras.Model,
 def stateless_seed(seed_generator: keras.random.SeedGenerator) -> tf.Tensor:
     """A seed tensor for tfp's stateless samplers drawn from a Keras seed generator."""
     return tf.cast(seed_generator.next(), tf.int32)
+
+
+class AmortizedModel(tfgames.GameModel):
+    """What the amortized VAEs share: encoder and decoder, q(z|x), the bound's terms.
+
+    Subclasses declare the players and losses (``mnist_vae.py``: the ELBO, one player;
+    ``mnist_constrained_vae.py``: the Lagrangian, a game with the multiplier).
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.encoder = encoder_network()
+        self.decoder = decoder_network()
+
+    def posterior(self, x: tf.Tensor) -> tfd.Distribution:
+        """q(z|x) = N(mean(x), diag(exp(log_scale(x))^2))."""
+        mean, log_scale = self.encoder(x)
+        return multi_normal(mean, log_scale)
+
+    def bound(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(likelihood, kl)`` of :func:`bound_terms` on the batch ``x`` (z from the model's
+        seed stream)."""
+        return bound_terms(x, self.posterior(x), self.decoder, stateless_seed(self.seed_generator))
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Mean of p(x|z) for one z ~ q(z|x)."""
+        return bernoulli(self.decoder(self.posterior(x).sample(seed=(1, 2)))).mean().numpy()

@@ -37,15 +37,7 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared
-from _mnist_models import (
-    BATCH_SIZE,
-    bernoulli,
-    bound_terms,
-    decoder_network,
-    encoder_network,
-    multi_normal,
-    stateless_seed,
-)
+from _mnist_models import BATCH_SIZE, AmortizedModel
 from mnist_vae import vae_figures
 
 import tfgames
@@ -53,7 +45,7 @@ import tfgames
 DEFAULT_TARGET = -95.0
 
 
-class ConstrainedVAE(tfgames.GameModel):
+class ConstrainedVAE(AmortizedModel):
     """min_{autoencoder} max_{multiplier} KL + softplus(lambda_raw) (alpha - likelihood)."""
 
     extra_metric_names = ("lagrangian", "neg_elbo", "kl", "likelihood", "multiplier")
@@ -61,8 +53,6 @@ class ConstrainedVAE(tfgames.GameModel):
     def __init__(self, target: float = DEFAULT_TARGET, **kwargs) -> None:
         super().__init__(**kwargs)
         self.target = float(target)
-        self.encoder = encoder_network()
-        self.decoder = decoder_network()
         self.multiplier_raw = self.add_weight(
             shape=(), name="multiplier_raw",
             initializer=keras.initializers.Constant(float(np.log(np.e - 1.0))))
@@ -75,13 +65,8 @@ class ConstrainedVAE(tfgames.GameModel):
         """lambda = softplus(lambda_raw)."""
         return tf.nn.softplus(self.multiplier_raw)
 
-    def posterior(self, x):
-        mean, log_scale = self.encoder(x)
-        return multi_normal(mean, log_scale)
-
     def lagrangian(self, data):
-        likelihood, kl = bound_terms(data, self.posterior(data), self.decoder,
-                                     stateless_seed(self.seed_generator))
+        likelihood, kl = self.bound(data)
         return kl + self.multiplier * (self.target - likelihood), likelihood, kl
 
     def compute_losses(self, data, training=False):
@@ -92,10 +77,6 @@ class ConstrainedVAE(tfgames.GameModel):
         value, likelihood, kl = self.lagrangian(data)
         return {"lagrangian": value, "neg_elbo": kl - likelihood, "kl": kl,
                 "likelihood": likelihood, "multiplier": self.multiplier}
-
-    def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        """Mean of p(x|z) for one z ~ q(z|x)."""
-        return bernoulli(self.decoder(self.posterior(x).sample(seed=(1, 2)))).mean().numpy()
 
 
 def main(argv=None) -> dict:

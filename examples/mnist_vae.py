@@ -32,52 +32,29 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared
-from _mnist_models import (
-    BATCH_SIZE,
-    NUM_LATENTS,
-    bernoulli,
-    bound_terms,
-    decoder_network,
-    encoder_network,
-    multi_normal,
-    stateless_seed,
-)
-
-import tfgames
+from _mnist_models import BATCH_SIZE, NUM_LATENTS, AmortizedModel
 
 
-class AmortizedVAE(tfgames.GameModel):
+class AmortizedVAE(AmortizedModel):
     """Encoder + decoder trained on -(likelihood - alpha KL); alpha = ``kl_weight`` (1 = ELBO)."""
 
     extra_metric_names = ("neg_elbo", "kl", "likelihood", "kl_weight")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.encoder = encoder_network()
-        self.decoder = decoder_network()
         self.kl_weight = keras.Variable(1.0, trainable=False, name="kl_weight")
 
     def players(self):
         return {"autoencoder": [self.encoder, self.decoder]}
 
-    def posterior(self, x):
-        mean, log_scale = self.encoder(x)
-        return multi_normal(mean, log_scale)
-
     def compute_losses(self, data, training=False):
-        likelihood, kl = bound_terms(data, self.posterior(data), self.decoder,
-                                     stateless_seed(self.seed_generator))
+        likelihood, kl = self.bound(data)
         return {"autoencoder": self.kl_weight * kl - likelihood}
 
     def compute_extra_metrics(self, data, losses, training=False):
-        likelihood, kl = bound_terms(data, self.posterior(data), self.decoder,
-                                     stateless_seed(self.seed_generator))
+        likelihood, kl = self.bound(data)
         return {"neg_elbo": kl - likelihood, "kl": kl, "likelihood": likelihood,
                 "kl_weight": tf.convert_to_tensor(self.kl_weight)}
-
-    def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        """Mean of p(x|z) for one z ~ q(z|x)."""
-        return bernoulli(self.decoder(self.posterior(x).sample(seed=(1, 2)))).mean().numpy()
 
 
 class KLAnnealing(keras.callbacks.Callback):

@@ -38,11 +38,7 @@ class TinyGAN(tfgames.GameModel):
             z = keras.random.normal((tf.shape(x_real)[0], self.z_dim), seed=self.seed_generator)
         real = self.discriminator(x_real, training=training)
         fake = self.discriminator(self.generator(z, training=training), training=training)
-        bce = tf.nn.sigmoid_cross_entropy_with_logits
-        d = tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(
-            bce(tf.zeros_like(fake), fake))
-        g = tf.reduce_mean(bce(tf.ones_like(fake), fake))
-        return {"discriminator": d, "generator": g}
+        return tfgames.losses.gan_losses(real, fake)
 
     def get_config(self):
         return {**super().get_config(), "z_dim": self.z_dim, "x_dim": self.x_dim,
@@ -94,3 +90,23 @@ def batchnorm_losses(d, g, x, z) -> dict:
     moving statistics move at every evaluation): a quadratic-penalised critic and its generator."""
     real, fake = d(x, training=True), d(g(z), training=True)
     return {"d": tf.reduce_mean(fake - real + 0.1 * real**2), "g": -tf.reduce_mean(fake)}
+
+
+@pytest.fixture
+def float64():
+    """Keras' float type and dtype policy float64 for the test, restored after it (both: a
+    test that set the global policy explicitly, e.g. back to "float32" after a mixed-precision
+    run, would otherwise win over floatx)."""
+    previous, previous_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    yield
+    keras.config.set_dtype_policy(previous_policy)
+    keras.config.set_floatx(previous)
+
+
+@pytest.fixture
+def policy_guard():
+    """Restore Keras' global dtype policy "float32" after a test that sets another."""
+    yield
+    keras.mixed_precision.set_global_policy("float32")

@@ -1,7 +1,9 @@
 """The first-order family on one device and under MirroredStrategy on 2 logical CPUs.
 
 Used by tests/test_first_order_family.py in a subprocess (logical devices must be configured
-before TensorFlow initialises); prints one JSON line.
+before TensorFlow initialises); prints one JSON line. Per optimizer: the trained weights on
+one device ("single") and on two replicas ("mirrored"), the initial weights, and the
+CurvatureEG+ backtracking counts of every step where the optimizer reports them.
 """
 
 import json
@@ -28,20 +30,26 @@ def run(name, strategy):
         keras.utils.set_random_seed(1)
         model = TinyGAN(seed=3)
         model.compile(optimizer=make(), **compile_kwargs)
-    model.fit(real_batches(3, 16, with_noise=True), epochs=1, verbose=0)
-    return [v.numpy().tolist() for v in model.trainable_variables]
+    counts = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: counts.append(
+            float(logs["eg_backtracks"]) if "eg_backtracks" in logs else None))
+    model.fit(real_batches(3, 16, with_noise=True), epochs=1, verbose=0, callbacks=[record])
+    return [v.numpy().tolist() for v in model.trainable_variables], counts
 
 
 if __name__ == "__main__":
     out = {}
     for name in sys.argv[1].split(","):
         try:
-            single = run(name, tf.distribute.OneDeviceStrategy("/cpu:0"))
-            mirrored = run(name, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+            single, single_counts = run(name, tf.distribute.OneDeviceStrategy("/cpu:0"))
+            mirrored, mirrored_counts = run(
+                name, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
         except ValueError as error:
             out[name] = {"error": str(error)}
             continue
         keras.utils.set_random_seed(1)
         init = [v.numpy().tolist() for v in TinyGAN(seed=3).trainable_variables]
-        out[name] = {"single": single, "mirrored": mirrored, "init": init}
+        out[name] = {"single": single, "mirrored": mirrored, "init": init,
+                     "single_backtracks": single_counts, "mirrored_backtracks": mirrored_counts}
     print("RESULT " + json.dumps(out))

@@ -19,9 +19,10 @@ from typing import Any
 import keras
 import numpy as np
 import oracles
-from test_first_order_family import numpy_eag, numpy_feg, numpy_runge_kutta
+from test_first_order_family import numpy_alex_gda, numpy_eag, numpy_feg, numpy_runge_kutta
 
 import tfgames
+from tfgames.optimizers.alex_gda import AlexGDA
 
 # The quadratic game every oracle is checked on: min_x max_y f = a/2 |x|^2 + x^T B y - c/2 |y|^2.
 QUADRATIC = oracles.QuadraticGame(0.5, 0.3, np.array([[1.0, 2.0], [0.0, 1.0]]))
@@ -300,6 +301,16 @@ ENTRIES: list[Entry] = [
         lambda: tfgames.LEAD(SGD(0.05), alpha=0.3),
         lambda g: oracles.LEADMethod(g, oracles.SGD(0.05), 0.3),
         evaluations=3,
+    ),
+    Entry(
+        "alex_gda",
+        lambda: AlexGDA(SGD(0.1), extrapolation=2.0),
+        lambda g: oracles.FromTrajectory(
+            g, lambda f, w, n: numpy_alex_gda(f, w, 2, (0.1, 0.1), (2.0, 2.0), n)),
+        evaluations=2,
+        bilinear=(lambda: AlexGDA(SGD(0.5), extrapolation=2.0), 100, True),
+        bad_inputs=[(lambda: AlexGDA(SGD(0.1), extrapolation=-1.0), ValueError,
+                     r"`extrapolation` must be a finite number >= 0.*extrapolation=-1.0")],
     ),
     Entry(
         "simultaneous_gradient_descent",

@@ -71,17 +71,6 @@ def trajectory(model, optimizer, steps, **compile_kwargs):
     return np.array(seen)
 
 
-@keras.saving.register_keras_serializable(package="tfgames_tests")
-class CountingBilinear(tfgames.games.Bilinear):
-    """x*y that counts loss evaluations (exact when run eagerly)."""
-
-    calls = 0
-
-    def compute_losses(self, data, training=False):
-        CountingBilinear.calls += 1
-        return super().compute_losses(data, training)
-
-
 # -- the papers' equations, step by step ----------------------------------------------------------
 @pytest.mark.parametrize("first_step", ["plain", "double"])
 def test_ogd_first_three_steps_equal_numpy(first_step):
@@ -169,16 +158,6 @@ def test_documented_bilinear_figures():
     assert dist(numpy_adamirror(bilinear_field, one, 0.1, 1000, b1=0.0)) < 0.02
 
 
-# -- one gradient evaluation per step -------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: tfgames.OGD(0.1), lambda: tfgames.Adamirror(0.1)])
-def test_one_gradient_evaluation_per_step(make):
-    model = CountingBilinear()
-    model.compile(optimizer=make(), run_eagerly=True)
-    CountingBilinear.calls = 0
-    model.fit(tfgames.datasets.step_dataset(4), epochs=1, verbose=0)
-    assert CountingBilinear.calls == 4
-
-
 # -- a plain keras model --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["ogd", "adamirror"])
 def test_plain_keras_fit_equals_numpy(name):
@@ -205,7 +184,7 @@ def test_plain_keras_fit_equals_numpy(name):
                                atol=1e-6)
 
 
-# -- config, saving, errors -----------------------------------------------------------------------
+# -- config and errors (evaluation counts, save/load and resume: tests/test_registry.py) ----------
 @pytest.mark.parametrize("make", [
     lambda: tfgames.OGD(0.03, first_step="double", clipnorm=1.0),
     lambda: tfgames.Adamirror(2e-4, 0.5, 0.9, 1e-8, first_step="double"),
@@ -217,27 +196,6 @@ def test_config_round_trip(make):
     assert clone.get_config() == config
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert type(restored) is type(opt) and restored.get_config() == config
-
-
-@pytest.mark.parametrize("make", [lambda: tfgames.OGD(0.1), lambda: tfgames.Adamirror(0.1, 0.5)])
-def test_save_load_resume_equals_uninterrupted(tmp_path, make):
-    straight = quadratic_model()
-    straight.compile(optimizer=make())
-    straight.fit(tfgames.datasets.step_dataset(6), epochs=1, verbose=0)
-
-    first = quadratic_model()
-    first.compile(optimizer=make())
-    first.fit(tfgames.datasets.step_dataset(3), epochs=1, verbose=0)
-    path = str(tmp_path / "model.keras")
-    first.save(path)
-    resumed = keras.models.load_model(path)
-    assert type(resumed.optimizer) is type(first.optimizer)
-    assert int(resumed.optimizer.iterations.numpy()) == 3
-    for a, b in zip(resumed.optimizer.variables, first.optimizer.variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    resumed.fit(tfgames.datasets.step_dataset(3), epochs=1, verbose=0)
-    for a, b in zip(resumed.trainable_variables, straight.trainable_variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
 
 
 def test_invalid_arguments_are_explained():

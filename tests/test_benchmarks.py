@@ -51,7 +51,7 @@ def test_step_time_small_table_and_executed_products(capsys):
     assert list(rows) == ["tfgames-sga", "tfgames-sga-forward", "tfgames-sga-unchecked",
                           "hand-sga-forward", "hand-sga-double_backward", "tf1-sga-seed",
                           "tf1-sga-best", "tfgames-plain", "tfgames-plain-unchecked",
-                          "hand-plain", "tf1-rms"]
+                          "keras-plain", "hand-plain", "tf1-rms"]
     assert all(math.isfinite(float(v)) and float(v) > 0 for r in rows.values() for v in r)
     products = {name: int(r[1]) for name, r in rows.items()}
     # Colocating every gradient call alike lets Grappler merge what the seed's code computes
@@ -59,7 +59,7 @@ def test_step_time_small_table_and_executed_products(capsys):
     assert products["tf1-sga-best"] < products["tf1-sga-seed"]
     # A plain step is the same matrix work in tfgames, by hand and in TF1.
     assert (products["tfgames-plain"] == products["tfgames-plain-unchecked"]
-            == products["hand-plain"] == products["tf1-rms"])
+            == products["keras-plain"] == products["hand-plain"] == products["tf1-rms"])
     # The default (double backward) executes what the hand-written double-backward step does,
     # and no more than the best TF1 graph.
     assert products["tfgames-sga"] == products["hand-sga-double_backward"]

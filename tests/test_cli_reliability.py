@@ -5,13 +5,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tfgames.lab.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _exit_code_and_error(capsys, argv):
@@ -31,34 +28,6 @@ def test_unusable_out_is_one_line_exit_2(tmp_path, capsys, kind):
     assert code == 2 and len(err.splitlines()) == 1
     assert ("it is a file" if kind == "file" else "is below the file") in err
     assert target.read_text() == "not a folder"
-
-
-def test_version_and_help_import_no_tensorflow():
-    """The CLI module imports TensorFlow only for commands that train or read runs."""
-    code = (
-        "import importlib.util, sys\n"
-        "spec = importlib.util.spec_from_file_location('cli', sys.argv[1])\n"
-        "cli = importlib.util.module_from_spec(spec); spec.loader.exec_module(cli)\n"
-        "for argv in (['--version'], ['--help'], ['run', '--help']):\n"
-        "    try:\n"
-        "        cli.main(argv)\n"
-        "    except SystemExit as e:\n"
-        "        assert e.code == 0, e.code\n"
-        "print('TF' if 'tensorflow' in sys.modules else 'NO_TF')\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "tfgames/lab/cli.py")],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("NO_TF")
-    assert "tfgames " in result.stdout and "module:Class" in result.stdout
-    assert result.stderr == ""
-
-
-def test_experiment_names_match_the_registry():
-    from tfgames.lab.cli import EXPERIMENT_NAMES
-    from tfgames.lab.experiments import EXPERIMENTS
-
-    assert sorted(EXPERIMENTS) == list(EXPERIMENT_NAMES)
 
 
 def test_summarize_damaged_metrics_is_one_line(tmp_path, capsys):

@@ -31,6 +31,12 @@ def test_mirrored_equals_single_device(results, name):
     init = np.concatenate([np.ravel(w) for w in results[name]["init"]])
     assert np.abs(single - init).max() > 1e-3, "training must move the parameters"
     np.testing.assert_allclose(mirrored, single, rtol=1e-5, atol=1e-6)
+    # The logged losses (and diagnostics) are the global batch's, not 1 / R of them.
+    logs = results[name]["single_logs"]
+    assert {k for k in logs if k.endswith("_loss")} == {"discriminator_loss", "generator_loss"}
+    for key, values in logs.items():
+        np.testing.assert_allclose(results[name]["mirrored_logs"][key], values, rtol=1e-5,
+                                   atol=1e-6, err_msg=key)
 
 
 def _free_ports(n):
@@ -138,3 +144,48 @@ def test_replicas_draw_their_own_noise_from_the_models_stream():
     np.testing.assert_array_equal(np.array(result["one"])[:, 0], np.array(result["plain"]))
     first, second = result["drawn"]
     np.testing.assert_array_equal(_flat(first), _flat(second))
+
+
+def _divergence(cases):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE])}
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "divergence_worker.py"),
+                           ",".join(cases)], capture_output=True, text=True, env=env,
+                          timeout=900)
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(line[0][len("RESULT "):])
+
+
+def _assert_step_undone(result, what):
+    """TrainingDiverged at step 6 naming ``what``; every replica's copy of every model and
+    optimizer variable bitwise equal to its value before step 6; the replicas agree."""
+    assert result["message"] is not None, "TrainingDiverged was not raised"
+    assert f"Training diverged at step 6 of this fit() call: {what}" in result["message"]
+    assert ("keeps its weights, optimizer state and noise stream from before that step on "
+            "every one of the 2 replicas") in result["message"]
+    assert "not undone" not in result["message"]
+    unequal = [n for n, e in zip(result["names"], result["equal"]) if not e]
+    assert not unequal, unequal
+    assert result["n_variables"] > 10 and result["finite"] and result["replicas_agree"]
+    assert result["iterations"] == 5
+
+
+def test_divergence_under_mirrored_strategy_keeps_the_last_finite_state():
+    """MirroredStrategy on 2 logical CPUs: a NaN loss at step 6 with SGA, and a NaN loss on one
+    replica only (weights finite; before the replicas' flags were combined, no error was raised)
+    with Adam. The model and optimizer state after the error equal, bitwise, on both replicas,
+    the state before step 6."""
+    results = _divergence(["sga_loss", "adam_replica1"])
+    nan_loss = "player 'discriminator''s loss (discriminator_loss) = nan"
+    _assert_step_undone(results["sga_loss"], nan_loss)
+    _assert_step_undone(results["adam_replica1"], nan_loss)
+
+
+@pytest.mark.slow
+def test_divergence_under_mirrored_strategy_stock_optimizer_and_nan_gradient():
+    """With Adam: a NaN loss on every replica, and a finite loss with a NaN gradient (only the
+    updated weights are not finite): the step is named and undone on both replicas."""
+    results = _divergence(["adam_loss", "adam_weight"])
+    _assert_step_undone(results["adam_loss"],
+                        "player 'discriminator''s loss (discriminator_loss) = nan")
+    _assert_step_undone(results["adam_weight"], "a weight of player 'generator'")

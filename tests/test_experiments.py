@@ -42,7 +42,9 @@ def test_registry_builds_every_available_optimizer_with_its_learning_rate():
     for name in registry.available_optimizers():
         opt = registry.make_optimizer(name, 3e-4)
         assert isinstance(opt, keras.optimizers.Optimizer)
-        assert float(keras.ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(3e-4)
+        rates = opt.learning_rate  # {player: rate} for a PerPlayer (negative-momentum)
+        for rate in rates.values() if isinstance(rates, dict) else [rates]:
+            assert float(keras.ops.convert_to_numpy(rate)) == pytest.approx(3e-4)
 
 
 def test_registry_sga_is_the_seeds_configuration():

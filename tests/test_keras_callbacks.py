@@ -65,6 +65,15 @@ def _rates(leaves):
     return {p: float(o.learning_rate.numpy()) for p, o in leaves.items()}
 
 
+def _compiled_gan(kind):
+    """A TinyGAN (seeded) compiled as ``kind`` sets up, and the leaf optimizers of ``kind``."""
+    keras.utils.set_random_seed(1)
+    model = TinyGAN(seed=3)
+    kwargs, leaves = _setup(kind)
+    model.compile(**kwargs)
+    return model, leaves
+
+
 def _scalars(log_dir):
     """{tag: [values]} of every scalar summary in the event files under ``log_dir``."""
     out = {}
@@ -79,10 +88,7 @@ def _scalars(log_dir):
 # -- TensorBoard (issue 16.1) --------------------------------------------------------------------
 @pytest.mark.parametrize("kind", _kinds({"update_order_5_1", "sga_per_player"}))
 def test_tensorboard_logs_each_players_learning_rate(kind, tmp_path):
-    keras.utils.set_random_seed(1)
-    model = TinyGAN(seed=3)
-    kwargs, leaves = _setup(kind)
-    model.compile(**kwargs)
+    model, leaves = _compiled_gan(kind)
     model.fit(real_batches(6, 8), epochs=2, verbose=0,
               callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path), write_graph=False)])
     scalars = _scalars(str(tmp_path / "train"))
@@ -96,10 +102,7 @@ def test_tensorboard_logs_each_players_learning_rate(kind, tmp_path):
 @pytest.mark.parametrize("kind", _kinds({"dict", "sga_per_player", "sga_adam"},
                                         PER_PLAYER + ["sga_adam"]))
 def test_learning_rate_scheduler_changes_every_inner_optimizer(kind):
-    keras.utils.set_random_seed(1)
-    model = TinyGAN(seed=3)
-    kwargs, leaves = _setup(kind)
-    model.compile(**kwargs)
+    model, leaves = _compiled_gan(kind)
     before = _rates(leaves)
     seen = []
     scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
@@ -115,10 +118,7 @@ def test_learning_rate_scheduler_changes_every_inner_optimizer(kind):
 @pytest.mark.parametrize("kind", _kinds({"extragradient_per_player", "lookahead_alternating"},
                                         PER_PLAYER + ["sga_adam"]))
 def test_reduce_lr_on_plateau_changes_every_inner_optimizer(kind):
-    keras.utils.set_random_seed(1)
-    model = TinyGAN(seed=3)
-    kwargs, leaves = _setup(kind)
-    model.compile(**kwargs)
+    model, leaves = _compiled_gan(kind)
     before = _rates(leaves)
     # min_delta too large to ever improve: epoch 2 is a plateau, the rates drop once.
     plateau = keras.callbacks.ReduceLROnPlateau(
@@ -159,12 +159,6 @@ def test_a_changed_learning_rate_changes_the_traced_step():
 
 
 # -- mixed_float16 (issue 16.3) ------------------------------------------------------------------
-@pytest.fixture
-def policy_guard():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
 def _train_policy(kind, policy):
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(1)

@@ -140,14 +140,14 @@ def test_slow_weights_are_saved_and_training_resumes(tmp_path):
     first = quadratic_model()
     first.compile(optimizer=make())
     first.fit(tfgames.datasets.step_dataset(7), epochs=1, verbose=0)  # mid-cycle
-    slow = [s.numpy() for s in first.optimizer._slow_weights]
+    slow = [s.numpy() for s in first.optimizer._slot_variables]
     assert not np.allclose(np.concatenate(slow), W0)  # synchronised once, at step 5
     path = str(tmp_path / "lookahead.keras")
     first.save(path)
     resumed = keras.models.load_model(path)
     assert isinstance(resumed.optimizer, tfgames.Lookahead)
     assert int(resumed.optimizer.iterations.numpy()) == 7
-    for got, want in zip(resumed.optimizer._slow_weights, slow):
+    for got, want in zip(resumed.optimizer._slot_variables, slow):
         np.testing.assert_array_equal(got.numpy(), want)
     resumed.fit(tfgames.datasets.step_dataset(5), epochs=1, verbose=0)
     for a, b in zip(resumed.trainable_variables, straight.trainable_variables):

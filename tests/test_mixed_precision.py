@@ -24,12 +24,6 @@ OPTIMIZERS = {
 TOLERANCE = {"mixed_float16": 3e-3, "mixed_bfloat16": 1e-2}
 
 
-@pytest.fixture
-def policy_guard():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
 def _train(make, policy):
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(1)

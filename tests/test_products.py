@@ -160,16 +160,6 @@ def test_plain_tf_variable_players_match_the_closed_form(keras_y, execution, mod
     np.testing.assert_allclose(flat(out.htv), jac.T @ flat(vec), rtol=1e-6, atol=1e-6)
 
 
-@pytest.fixture
-def float64():
-    previous, previous_policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_dtype_policy(previous_policy)
-    keras.config.set_floatx(previous)
-
-
 @pytest.mark.parametrize("execution", ["eager", "function"])
 @pytest.mark.parametrize("mode", ["forward", "double_backward"])
 def test_state_updates_in_the_losses_happen_once_per_products_call(execution, mode, float64):

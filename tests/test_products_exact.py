@@ -31,16 +31,8 @@ TOL = 1e-7
 H_STEP = 1e-6
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    # Both the float type and the dtype policy: a test that set the global policy explicitly
-    # (e.g. back to "float32" after a mixed-precision run) would otherwise win over floatx.
-    previous, previous_policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_dtype_policy(previous_policy)
-    keras.config.set_floatx(previous)
+#: Every test of this file runs in float64 (the fixture is in conftest.py).
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 # -- tiny float64 games, one per layer, and one GAN with all of them -----------------------------

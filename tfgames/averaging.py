@@ -10,16 +10,7 @@ import keras
 import tensorflow as tf
 
 from tfgames import products
-from tfgames.game import Game
-from tfgames.optimizers.base import (
-    StepResult,
-    WrapperOptimizer,
-    as_count,
-    as_real,
-    simultaneous_step,
-    steps_game,
-)
-from tfgames.optimizers.per_player import bind_players
+from tfgames.optimizers.base import SlotWrapper, as_count, as_real
 
 __all__ = ["AVERAGING_METHODS", "Averaging", "averaged_weights", "update_average"]
 
@@ -40,7 +31,7 @@ def update_average(average, value, count, *, method: str, decay: float):
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
-class Averaging(WrapperOptimizer):
+class Averaging(SlotWrapper):
     """Averages of the iterates beside the iterates: w_bar_t, uniform or exponential.
 
         uniform: w_bar_t = (1 / (t - s)) sum_{j=s+1}^{t} w_j
@@ -89,6 +80,8 @@ class Averaging(WrapperOptimizer):
       0.21
     """
 
+    slot_name = "average"
+
     def __init__(
         self,
         inner_optimizer: keras.optimizers.Optimizer,
@@ -127,17 +120,7 @@ class Averaging(WrapperOptimizer):
         self.start = count
         self.overwrite_at_end = overwrite_at_end
 
-    def build(self, var_list: list) -> None:
-        """Build the inner optimizer and one average slot per variable."""
-        if self.built:
-            return
-        super().build(var_list)
-        self._averages = self.add_optimizer_variables(var_list, "average")
-
-    def _slots(self, variables: list) -> list:
-        return [self._averages[self._get_variable_index(v)] for v in variables]
-
-    def _average(self, variables: list) -> None:
+    def _after_step(self, variables: list) -> None:
         """Count the step and fold the new iterates into the averages."""
         self._iterations.assign_add(1)
         count = self._iterations - self.start
@@ -145,36 +128,6 @@ class Averaging(WrapperOptimizer):
             value = products.read_value(variable)
             slot.assign(update_average(tf.convert_to_tensor(slot), value, count,
                                        method=self.method, decay=self.decay))
-
-    def apply(self, grads, trainable_variables=None) -> None:
-        """One inner step on ``grads``, then the averages."""
-        if steps_game(self.inner_optimizer):
-            raise TypeError(
-                f"The inner optimizer {type(self.inner_optimizer).__name__} needs the game, "
-                "not only gradients. Train a tfgames.GameModel with this Averaging (it calls "
-                "apply_game), or call optimizer.apply_game(game) in your own loop."
-            )
-        if trainable_variables is None:
-            trainable_variables = self._trainable_variables
-        variables = list(trainable_variables)
-        if not self.built:
-            self.build(variables)
-        self.inner_optimizer.apply(grads, variables)
-        self._average(variables)
-
-    def apply_game(self, game: Game) -> StepResult:
-        """One inner step on ``game`` (its ``apply_game`` if it has one), then the averages."""
-        if not steps_game(self.inner_optimizer):
-            return simultaneous_step(self, game)
-        bind_players(self.inner_optimizer, game.players)
-        if not self.built:
-            self.build(game.variables)
-        result = self.inner_optimizer.apply_game(game)
-        with tf.control_dependencies(
-            list(result.losses.values()) + list(result.diagnostics.values())
-        ):
-            self._average(game.variables)
-        return result
 
     # -- using the averages ------------------------------------------------------------------
     def average_values(self, variables: list | None = None) -> list[tf.Tensor]:

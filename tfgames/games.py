@@ -38,8 +38,28 @@ def _weight(model: keras.Model, name: str, value: Sequence[float] | float) -> ke
     )
 
 
+class _PairGame(GameModel):
+    """What the games of two scalar players ``"x"`` and ``"y"`` share: their variables from
+    ``x0`` and ``y0`` (of shape ``_variable_shape``: () or (1,)), ``players`` and the config.
+    """
+
+    _variable_shape: tuple[int, ...] = (1,)
+
+    def __init__(self, x0: float, y0: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.x0, self.y0 = float(x0), float(y0)
+        self.x = _weight(self, "x", np.full(self._variable_shape, self.x0))
+        self.y = _weight(self, "y", np.full(self._variable_shape, self.y0))
+
+    def players(self):
+        return {"x": self.x, "y": self.y}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "x0": self.x0, "y0": self.y0}
+
+
 @keras.saving.register_keras_serializable(package="tfgames")
-class Bilinear(GameModel):
+class Bilinear(_PairGame):
     """The bilinear zero-sum game min_x max_y f(x, y) = x * y.
 
     Unique equilibrium (0, 0). The game Jacobian H = [[0, 1], [-1, 0]] is antisymmetric:
@@ -52,14 +72,10 @@ class Bilinear(GameModel):
       y0: initial y.
     """
 
-    def __init__(self, x0: float = 1.0, y0: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.x0, self.y0 = float(x0), float(y0)
-        self.x = _weight(self, "x", x0)
-        self.y = _weight(self, "y", y0)
+    _variable_shape = ()
 
-    def players(self):
-        return {"x": self.x, "y": self.y}
+    def __init__(self, x0: float = 1.0, y0: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(x0, y0, **kwargs)
 
     def compute_losses(self, data, training=False):
         return zero_sum(self.x * self.y, min_player="x", max_player="y")
@@ -67,9 +83,6 @@ class Bilinear(GameModel):
     def distance_to_equilibrium(self) -> float:
         """||(x, y) - (0, 0)||."""
         return float(np.hypot(float(self.x.numpy()), float(self.y.numpy())))
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "x0": self.x0, "y0": self.y0}
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -279,7 +292,7 @@ class IteratedPrisonersDilemma(GameModel):
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
-class Tandem(GameModel):
+class Tandem(_PairGame):
     """The tandem game: l_1 = (x + y)^2 - 2x, l_2 = (x + y)^2 - 2y.
 
     The fixed points form the line x + y = 1 (Letcher et al. 2019). LOLA's shaping term makes
@@ -292,24 +305,15 @@ class Tandem(GameModel):
     """
 
     def __init__(self, x0: float = 0.1, y0: float = -0.1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.x0, self.y0 = float(x0), float(y0)
-        self.x = _weight(self, "x", [x0])
-        self.y = _weight(self, "y", [y0])
-
-    def players(self):
-        return {"x": self.x, "y": self.y}
+        super().__init__(x0, y0, **kwargs)
 
     def compute_losses(self, data, training=False):
         x, y = self.x[0], self.y[0]
         return {"x": (x + y) ** 2 - 2 * x, "y": (x + y) ** 2 - 2 * y}
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "x0": self.x0, "y0": self.y0}
-
 
 @keras.saving.register_keras_serializable(package="tfgames")
-class ImpossibilityGame(GameModel):
+class ImpossibilityGame(_PairGame):
     """The zero-sum game on which every reasonable method cycles (Letcher 2020).
 
         l_1 = f = x y - x^2/2 + y^2/2 + x^4/4 - y^4/4,     l_2 = -f.
@@ -326,21 +330,12 @@ class ImpossibilityGame(GameModel):
     """
 
     def __init__(self, x0: float = 1.0, y0: float = 0.5, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.x0, self.y0 = float(x0), float(y0)
-        self.x = _weight(self, "x", [x0])
-        self.y = _weight(self, "y", [y0])
-
-    def players(self):
-        return {"x": self.x, "y": self.y}
+        super().__init__(x0, y0, **kwargs)
 
     def compute_losses(self, data, training=False):
         x, y = self.x[0], self.y[0]
         f = x * y - x**2 / 2 + y**2 / 2 + x**4 / 4 - y**4 / 4
         return zero_sum(f, min_player="x", max_player="y")
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "x0": self.x0, "y0": self.y0}
 
 
 @keras.saving.register_keras_serializable(package="tfgames")

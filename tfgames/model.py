@@ -11,167 +11,34 @@ import numpy as np
 import tensorflow as tf
 from keras.src.trainers import compile_utils  # MetricsList: see _DirectionsView
 
+from tfgames import _divergence
+from tfgames._model_config import (
+    BASE_CONFIG_KEYS,
+    accepts,
+    bound_arguments,
+    has_var_keyword,
+    init_needs_arguments,
+    is_serialized_object,
+    register,
+)
+from tfgames._replicas import (
+    ReplicaSeedGenerator,
+    dynamic_loss_scale,
+    leading_dimension,
+    loss_scaling_inside,
+    total_batch,
+)
 from tfgames.game import Game, PlayerSpec, resolve_players
-from tfgames.optimizers.base import (
-    GameOptimizer,
-    WrapperOptimizer,
-    check_optimizer,
-    loss_scale_of,
-    loss_scale_optimizer_of,
-    num_replicas,
-    simultaneous_step,
-    steps_game,
-)
-from tfgames.optimizers.per_player import (
-    PerPlayer,
-    UpdateOrder,
-    _deprecated_schedule,
-    compile_optimizer,
-)
+from tfgames.optimizers.base import check_optimizer, num_replicas, simultaneous_step, steps_game
+from tfgames.optimizers.per_player import UpdateOrder, _deprecated_schedule, compile_optimizer
 
 __all__ = ["GameModel"]
 
-
-def _place_loss_scaling(node: Any) -> Any:
-    """``node`` with a LossScaleOptimizer around each optimizer that applies the update."""
-    LSO = keras.optimizers.LossScaleOptimizer
-    if isinstance(node, LSO):
-        return node  # already placed (a model compiled again, or loaded)
-    if isinstance(node, PerPlayer):
-        # The container steps the game itself: each player scales its own loss.
-        for player, optimizer in node.player_optimizers.items():
-            if loss_scale_optimizer_of(optimizer) is None:
-                node._optimizers[player] = LSO(optimizer)
-        return node
-    if isinstance(node, WrapperOptimizer):
-        inner = node.inner_optimizer
-        if isinstance(node, GameOptimizer) and isinstance(inner, PerPlayer):
-            # Products of the whole game: one scale for every player's loss.
-            node.inner_optimizer = LSO(inner)
-        else:
-            node.inner_optimizer = _place_loss_scaling(inner)
-        return node
-    return LSO(node)
-
-
-def _loss_scaling_inside(optimizer: Any) -> Any:
-    """Move Keras' LossScaleOptimizer inside tfgames' wrappers, to what applies the update.
-
-    Under the ``mixed_float16`` policy Keras wraps the compiled optimizer in a
-    ``LossScaleOptimizer``, which would hand gradients to the wrapper's ``apply``. The loss
-    scale belongs to the first-order optimizer that applies the update:
-
-    - ``LossScaleOptimizer(G1(...Gk(K)))`` -> ``G1(...Gk(LossScaleOptimizer(K)))`` for game
-      optimizers and Lookahead around a first-order K: the game sees the dynamically scaled
-      losses (``Game.numeric_scale``), divides the scale out of xi and the Hessian-vector
-      products (the SGA adjustment is quadratic in xi), and the inner ``LossScaleOptimizer``
-      checks the step for overflow and adapts the scale;
-    - a game optimizer around a :class:`tfgames.PerPlayer`: the scale wraps the container
-      (``SGA(LossScaleOptimizer(PerPlayer(...)))``), one scale for the whole game;
-    - a :class:`tfgames.PerPlayer` that steps the game itself (compiled directly or inside
-      Lookahead, any update order): each player's optimizer gets its own
-      ``LossScaleOptimizer``, and each player's gradient is taken of its own loss times its
-      own scale.
-
-    Keras optimizers and other optimizers are left as Keras wrapped them.
-    """
-    LSO = keras.optimizers.LossScaleOptimizer
-    if not isinstance(optimizer, LSO) or not isinstance(
-        optimizer.inner_optimizer, WrapperOptimizer
-    ):
-        return optimizer
-    return _place_loss_scaling(optimizer.inner_optimizer)
-
-
-def _dynamic_loss_scale(optimizer: Any):
-    """The dynamic scale of the LossScaleOptimizer that applies the update, or 1."""
-    scale = loss_scale_of(optimizer)
-    return 1.0 if scale is None else scale
-
-
-class ReplicaSeedGenerator(keras.random.SeedGenerator):
-    """The noise stream of a :class:`GameModel`: one independent stream per replica.
-
-    On one device it is ``keras.random.SeedGenerator``, bitwise. Under a ``tf.distribute``
-    strategy with R > 1 replicas, every draw of replica r uses the seed
-    ``stateless_fold_in(s, r)``, s being the seed a single device would use, so the replicas
-    draw different noise (not R copies of one draw) from a stream that is a function of the
-    model's seed, its state and R only: a run is reproducible for a given seed and R.
-    """
-
-    def next(self, ordered: bool = True):
-        seed = super().next(ordered=ordered)
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return seed
-        replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
-        folded = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), replica)
-        return tf.cast(folded, seed.dtype)
-
-
-def _total_batch(strategy: tf.distribute.Strategy, size) -> tf.Tensor:
-    """The global batch size, in cross-replica context. On one worker the replicas' sizes are
-    added without a collective op: an all-reduce inside the step may run unordered with the
-    distributed input's own all-reduce of partial batches, and TensorFlow's CPU collectives
-    then mismatch (observed on TF 2.21 with an empty replica).
-    """
-    extended = getattr(strategy, "extended", None)
-    if getattr(extended, "_in_multi_worker_mode", lambda: False)():
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, size, axis=None)
-    return tf.add_n([tf.identity(s) for s in strategy.experimental_local_results(size)])
-
-
-def _batch_size(data: Any):
-    """The leading dimension of the first tensor in ``data``, or None when it has none."""
-    for leaf in tf.nest.flatten(data):
-        if isinstance(leaf, (tf.Tensor, tf.Variable)) or hasattr(leaf, "shape"):
-            shape = tf.TensorShape(getattr(leaf, "shape", None))
-            if shape.rank is not None and shape.rank >= 1:
-                return tf.shape(leaf)[0]
-    return None
 
 
 # The evaluation noise stream: the model's seed with its counter started here. The training
 # stream counts up from 0, one per draw, and never reaches it.
 _EVALUATION_STREAM_OFFSET = 2**40
-
-# Arguments every GameModel config holds already (keras.Model's and GameModel's own).
-_BASE_CONFIG_KEYS = ("name", "trainable", "dtype", "seed")
-
-
-def _bound_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
-    """``cls(*args, **kwargs)``'s arguments by name (``**kwargs`` expanded), or None."""
-    try:
-        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
-    except TypeError:
-        return None
-    spec = inspect.getfullargspec(cls.__init__)
-    arguments = dict(bound.arguments)
-    arguments.pop(spec.args[0], None)  # self
-    if spec.varargs is not None and arguments.pop(spec.varargs, ()):
-        return None  # *args cannot be passed back by name
-    if spec.varkw is not None:
-        arguments.update(arguments.pop(spec.varkw, {}))
-    return arguments
-
-
-def _register(cls: type) -> None:
-    """Register a GameModel subclass with Keras as ``"<module>><qualified name>"``.
-
-    ``keras.models.load_model`` then finds it without ``custom_objects`` in any process that
-    defined it (classes defined in functions and notebooks included). A class redefined under
-    the same name replaces the earlier one; ``@keras.saving.register_keras_serializable``
-    applied by the user afterwards takes precedence.
-    """
-    keras.saving.register_keras_serializable(package=cls.__module__, name=cls.__qualname__)(cls)
-
-
-def _accepts(function: Any, parameter: str) -> bool:
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-    return parameter in parameters
 
 
 class _DirectionsView(compile_utils.MetricsList):
@@ -197,30 +64,6 @@ class _DirectionsView(compile_utils.MetricsList):
         return {}
 
 
-def _has_var_keyword(cls: type) -> bool:
-    return inspect.getfullargspec(cls.__init__).varkw is not None
-
-
-def _init_needs_arguments(cls: type) -> bool:
-    """Whether ``cls.__init__`` has a required parameter (besides self)."""
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    return any(
-        p.default is inspect.Parameter.empty
-        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        for p in parameters
-    )
-
-
-def _is_serialized_object(value: Any) -> bool:
-    """A dict (or list of dicts) written by ``keras.saving.serialize_keras_object``."""
-    if isinstance(value, (list, tuple)):
-        return any(_is_serialized_object(v) for v in value)
-    if not isinstance(value, Mapping):
-        return False
-    if "class_name" in value and "config" in value:
-        return True
-    return any(_is_serialized_object(v) for v in value.values())
-
 
 def _placeholder_y(sample_weight: Any) -> np.ndarray:
     """A (n, 0) array that carries sample weights through Keras when there is no ``y``."""
@@ -231,66 +74,6 @@ def _is_zero_width(y: Any) -> bool:
     """The placeholder ``y`` GameModel.fit puts in when sample weights come without ``y``."""
     shape = getattr(y, "shape", None)
     return shape is not None and len(shape) == 2 and shape[-1] == 0
-
-
-class _FiniteGuard:
-    """The divergence check of one train step (``GameModel.check_finite``), in the graph.
-
-    Before the step it reads every model and optimizer variable (read values are snapshots:
-    TensorFlow copies a variable's buffer on write while a read of it is alive). After the step
-    one all-finite reduction covers the logged quantities (the players' losses first, then the
-    optimizer's diagnostics) and the players' updated weights; the first non-finite one and
-    the step are written to the model's divergence record, and on one device the step is
-    undone: every variable gets its value from before the step back, and so does every later
-    step of the same execution (``steps_per_execution``), so the model keeps the last finite
-    state. ``GameModel`` raises :class:`tfgames.TrainingDiverged` from the record after the
-    execution.
-    """
-
-    def __init__(self, model: GameModel) -> None:
-        self.model = model
-        self.record = model._divergence_record
-        seen: set[int] = set()
-        self.variables = []
-        for v in list(model.variables) + list(getattr(model.optimizer, "variables", [])):
-            if id(v) not in seen:
-                seen.add(id(v))
-                self.variables.append(v)
-        self.before = None
-        # Undo the step only outside distribution strategies: under one (even with a single
-        # replica) the restoring assignments would sit in a cond in replica context, which
-        # needs a merge_call TensorFlow refuses there; the error is still raised.
-        if num_replicas() == 1 and not tf.distribute.has_strategy():
-            self.before = [tf.identity(v.value) for v in self.variables]
-
-    def check(self, values: Mapping[str, tf.Tensor], game: Game) -> None:
-        labels = list(values)
-        quantities = [tf.cast(tf.reshape(values[n], []), tf.float64) for n in labels]
-        finite = [tf.math.is_finite(q) for q in quantities]
-        for player, variables in game.players.items():
-            for v in variables:
-                labels.append((player, v.path if hasattr(v, "path") else v.name))
-                finite.append(tf.reduce_all(tf.math.is_finite(v.value)))
-                quantities.append(tf.constant(0.0, tf.float64))
-        ok = tf.stack(finite)
-        all_ok = tf.reduce_all(ok)
-        code = tf.cast(tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32), tf.float64)
-        value = tf.gather(tf.stack(quantities), tf.argmin(tf.cast(ok, tf.int32)))
-        record = self.record.value() if callable(self.record.value) else self.record.value
-        steps = record[0] + 1.0
-        flagged = record[1] >= 0.0
-        newly = tf.logical_and(tf.logical_not(all_ok), tf.logical_not(flagged))
-        self.record.assign(tf.where(newly, tf.stack([steps, steps, code, value]),
-                                    tf.stack([steps, record[1], record[2], record[3]])))
-        self.model._divergence_labels = labels
-        if self.before is not None:
-            def restore():
-                with tf.control_dependencies(
-                        [v.assign(b) for v, b in zip(self.variables, self.before)]):
-                    return tf.constant(True)
-
-            tf.cond(tf.logical_or(tf.logical_not(all_ok), flagged), restore,
-                    lambda: tf.constant(False))
 
 
 #: Names a Keras user may pass to compile for tfgames' optimizers, with the object to pass.
@@ -367,12 +150,12 @@ class GameModel(keras.Model):
         # Record the constructor's arguments (sub-models included) for get_config: Keras' own
         # automatic config keeps only str/int/float/bool/None arguments.
         instance = super().__new__(cls, *args, **kwargs)
-        object.__setattr__(instance, "_constructor_arguments", _bound_arguments(cls, args, kwargs))
+        object.__setattr__(instance, "_constructor_arguments", bound_arguments(cls, args, kwargs))
         return instance
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        _register(cls)
+        register(cls)
 
     def __init__(self, *, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -546,7 +329,7 @@ class GameModel(keras.Model):
             optimizer, update_order, game_players, batches=batches, argument=argument
         )
         super().compile(optimizer=optimizer, **kwargs)
-        self.optimizer = _loss_scaling_inside(self.optimizer)
+        self.optimizer = loss_scaling_inside(self.optimizer)
         trainable = {id(v) for v in self.trainable_variables}
         for name, variables in game_players.items():
             strays = [v.name for v in variables if id(v) not in trainable]
@@ -623,7 +406,7 @@ class GameModel(keras.Model):
             lambda: self._call_compute_losses(data, training),
             seed_generator=self.seed_generator,
             loss_scale=self._replica_share(data),
-            numeric_scale=_dynamic_loss_scale(getattr(self, "optimizer", None)),
+            numeric_scale=dynamic_loss_scale(getattr(self, "optimizer", None)),
         )
         # For optimizers that evaluate parts of the batch (Extragradient(fresh_batch=True)).
         game.batch = data
@@ -638,7 +421,7 @@ class GameModel(keras.Model):
         and the weights. Otherwise the batch reaches it as the dataset yields it (and ``fit`` /
         ``evaluate`` refuse sample and class weights).
         """
-        if not _accepts(self.compute_losses, "sample_weight"):
+        if not accepts(self.compute_losses, "sample_weight"):
             return data, None
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if y is not None and _is_zero_width(y):
@@ -647,7 +430,7 @@ class GameModel(keras.Model):
 
     def _call_compute_losses(self, data: Any, training: bool) -> Mapping[str, tf.Tensor]:
         inputs, sample_weight = self._loss_inputs(data)
-        if _accepts(self.compute_losses, "sample_weight"):
+        if accepts(self.compute_losses, "sample_weight"):
             return self.compute_losses(inputs, training=training, sample_weight=sample_weight)
         return self.compute_losses(inputs, training=training)
 
@@ -660,7 +443,7 @@ class GameModel(keras.Model):
         first tensor in ``data`` (None when there is none: equal shares 1 / R). Override it
         when ``compute_losses`` draws its batch itself (return the number drawn).
         """
-        return _batch_size(data)
+        return leading_dimension(data)
 
     def _replica_share(self, data: Any):
         """b_r / B on this replica (1.0 on one device)."""
@@ -674,7 +457,7 @@ class GameModel(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is None:
             return 1.0 / replicas
-        return size / context.merge_call(_total_batch, args=(size,))
+        return size / context.merge_call(total_batch, args=(size,))
 
     def _global_losses(self, losses: Mapping[str, tf.Tensor], share) -> dict[str, tf.Tensor]:
         """What each replica logs so that the mean over replicas (Keras' reduction of the step
@@ -716,7 +499,7 @@ class GameModel(keras.Model):
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         self.train_step_traces += 1  # Python side effect: counts traces, not steps
-        guard = _FiniteGuard(self) if self.check_finite else None
+        guard = _divergence.FiniteGuard(self) if self.check_finite else None
         noise_start = self._noise_state() if self.extra_metric_names else None
         game = self.make_game(data, training=True)
         optimizer = self.optimizer
@@ -737,23 +520,9 @@ class GameModel(keras.Model):
     #: Check every train step for a non-finite player loss, optimizer diagnostic or updated
     #: weight (one in-graph reduction per step) and stop ``fit`` with
     #: :class:`tfgames.TrainingDiverged` naming the step, player and quantity, keeping the last
-    #: finite state (on one device). Set ``model.check_finite = False`` to opt out.
+    #: finite state (also under ``tf.distribute`` strategies). Set
+    #: ``model.check_finite = False`` to opt out.
     check_finite: bool = True
-
-    @property
-    def _divergence_record(self) -> tf.Variable:
-        """[steps run in this fit, first non-finite step or -1, its quantity, its value]."""
-        record = self.__dict__.get("_divergence_variable")
-        if record is None:
-            with self.distribute_strategy.scope():
-                record = tf.Variable(
-                    [0.0, -1.0, -1.0, 0.0], dtype=tf.float64, trainable=False,
-                    name="divergence_record",
-                    synchronization=tf.VariableSynchronization.ON_READ,
-                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-            # Kept out of Keras' tracking: not a weight, never saved.
-            object.__setattr__(self, "_divergence_variable", record)
-        return record
 
     def make_train_function(self, force: bool = False):
         if self.check_finite != getattr(self, "_train_function_checks", None):
@@ -762,55 +531,18 @@ class GameModel(keras.Model):
         self._train_function_checks = self.check_finite
         step = self.train_function
         if self.check_finite and not getattr(step, "_tfgames_checked", False):
-            record = self._divergence_record
+            record = _divergence.divergence_record(self)
 
             def checked(iterator):
                 logs = step(iterator)
-                self._raise_if_diverged(record.numpy())
+                _divergence.raise_if_diverged(self, record.numpy())
                 return logs
 
             checked._tfgames_checked = True
             self.train_function = checked
         if self.check_finite:
-            self._divergence_record.assign([0.0, -1.0, -1.0, 0.0])
+            _divergence.divergence_record(self).assign(_divergence.CLEAN_RECORD)
         return function
-
-    def _raise_if_diverged(self, record) -> None:
-        _, bad_step, code, value = (float(x) for x in record)
-        if bad_step < 0:
-            return
-        from tfgames.callbacks import TrainingDiverged
-
-        label = getattr(self, "_divergence_labels", [])[int(code)]
-        if isinstance(label, tuple):
-            player, variable = label
-            what = f"a weight of player {player!r} (variable {variable!r}) is not finite"
-        elif label.endswith("_loss") and label[: -len("_loss")] in self.players():
-            what = f"player {label[: -len('_loss')]!r}'s loss ({label}) = {value}"
-        else:
-            what = f"the optimizer's diagnostic {label} = {value}"
-        kept = ("The model keeps its weights, optimizer state and noise stream from before "
-                "that step" if num_replicas() == 1 else
-                f"Under {num_replicas()} replicas the weights of that step are not undone: "
-                "reload the last checkpoint")
-        raise TrainingDiverged(
-            f"Training diverged at step {int(bad_step)} of this fit() call: {what}, after the "
-            f"update (steps are counted one by one, also under steps_per_execution). {kept}; "
-            "GameModel.save and save_weights refuse non-finite weights, so no checkpoint "
-            "holds them. Lower the learning rate, or use a game optimizer (tfgames.SGA, "
-            "tfgames.Consensus) if the dynamics cycle; set model.check_finite = False to "
-            "train on without this check."
-        )
-
-    def _check_weights_finite(self, action: str) -> None:
-        bad = [v.path for v in self.weights
-               if v.dtype.startswith(("float", "bfloat")) and not np.all(np.isfinite(v.numpy()))]
-        if bad:
-            raise ValueError(
-                f"GameModel.{action} refuses to write non-finite weights: {bad[:3]} hold NaN "
-                "or infinite values (training diverged). Nothing was written, so the last "
-                "checkpoint stays intact. Reload it and lower the learning rate."
-            )
 
     def load_weights(self, filepath, *args, **kwargs):
         """Keras' ``load_weights``, all or nothing: if the file does not fit the model (another
@@ -818,12 +550,7 @@ class GameModel(keras.Model):
         the noise stream get their values from before the call back, then the error is
         raised. Keras itself assigns some variables before it finds the mismatch.
         """
-        seen: set[int] = set()
-        variables = []
-        for v in list(self.variables) + list(getattr(self.optimizer, "variables", None) or []):
-            if id(v) not in seen:
-                seen.add(id(v))
-                variables.append(v)
+        variables = _divergence.state_variables(self)
         before = [v.numpy() for v in variables]
         try:
             return super().load_weights(filepath, *args, **kwargs)
@@ -840,11 +567,11 @@ class GameModel(keras.Model):
             raise
 
     def save(self, filepath, *args, **kwargs):
-        self._check_weights_finite("save")
+        _divergence.check_weights_finite(self, "save")
         return super().save(filepath, *args, **kwargs)
 
     def save_weights(self, filepath, *args, **kwargs):
-        self._check_weights_finite("save_weights")
+        _divergence.check_weights_finite(self, "save_weights")
         return super().save_weights(filepath, *args, **kwargs)
 
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:
@@ -931,7 +658,7 @@ class GameModel(keras.Model):
         arguments = self.__dict__.get("_constructor_arguments")
         own_get_config = type(self).get_config is not GameModel.get_config
         if arguments is None:
-            if not own_get_config and _init_needs_arguments(type(self)):
+            if not own_get_config and init_needs_arguments(type(self)):
                 raise NotImplementedError(
                     f"{type(self).__name__} was constructed with positional-only or `*args` "
                     "arguments, which cannot be passed back by name, so it cannot be saved "
@@ -940,7 +667,7 @@ class GameModel(keras.Model):
                 )
             return config
         for key, value in arguments.items():
-            if key in _BASE_CONFIG_KEYS:
+            if key in BASE_CONFIG_KEYS:
                 continue
             try:
                 config[key] = keras.saving.serialize_keras_object(value)
@@ -953,7 +680,7 @@ class GameModel(keras.Model):
                     f"by Keras ({error}). Implement `get_config` (and `from_config`) in the "
                     "subclass, e.g. store what rebuilds it instead; see the saving how-to."
                 ) from error
-        if not _accepts(type(self).__init__, "seed") and not _has_var_keyword(type(self)):
+        if not accepts(type(self).__init__, "seed") and not has_var_keyword(type(self)):
             config.pop("seed")
         return config
 
@@ -965,7 +692,7 @@ class GameModel(keras.Model):
         """
         config = dict(config)
         for key, value in config.items():
-            if key not in _BASE_CONFIG_KEYS and _is_serialized_object(value):
+            if key not in BASE_CONFIG_KEYS and is_serialized_object(value):
                 config[key] = keras.saving.deserialize_keras_object(
                     value, custom_objects=custom_objects
                 )
@@ -1011,7 +738,7 @@ class GameModel(keras.Model):
             given.append("validation_data[2] (validation sample weights)")
         if not given:
             return arguments
-        if not _accepts(self.compute_losses, "sample_weight"):
+        if not accepts(self.compute_losses, "sample_weight"):
             raise ValueError(
                 f"{type(self).__name__}.{what} received {', '.join(given)}, but its "
                 "compute_losses does not take `sample_weight`, so the weights would be "

@@ -59,13 +59,19 @@ from tensorflow.python.framework import op_callbacks as _op_callbacks
 from tensorflow.python.framework import op_def_registry as _op_def_registry
 
 __all__ = [
-    "HVP_MODES",
     "GameProducts",
+    "HVP_MODES",
     "UnreplayableRandomnessError",
+    "cross_gradients",
     "dot",
     "exact_moments",
     "game_products",
+    "lola_chi",
     "norm",
+    "off_diagonal_htv",
+    "off_diagonal_hv",
+    "player_jvps",
+    "player_vjps",
     "read_value",
     "simultaneous_gradient",
 ]
@@ -591,6 +597,17 @@ def _player_slices(players: Mapping[str, Sequence]) -> list[tuple[str, int, int]
     return out
 
 
+def _one_list_per_player(argument: str, vectors: Sequence, players: Mapping[str, Sequence]
+                         ) -> list:
+    """The flat variable list of ``players``, after checking ``vectors`` has one list each."""
+    if len(vectors) != len(players):
+        raise ValueError(
+            f"`{argument}` must hold one list per player ({len(players)}). "
+            f"Received: {len(vectors)} lists."
+        )
+    return [v for vs in players.values() for v in vs]
+
+
 def cross_gradients(
     loss_fn: LossFn, players: Mapping[str, Sequence]
 ) -> tuple[dict[str, tf.Tensor], list[list[tf.Tensor]]]:
@@ -639,12 +656,7 @@ def player_jvps(
     Returns:
       The flat list of the players' blocks ``[out_1..., out_2..., ...]``.
     """
-    variables = [v for vs in players.values() for v in vs]
-    if len(tangents) != len(players):
-        raise ValueError(
-            f"`tangents` must hold one list per player ({len(players)}). "
-            f"Received: {len(tangents)} lists."
-        )
+    variables = _one_list_per_player("tangents", tangents, players)
     out: list[tf.Tensor] = []
     for (name, start, stop), tangent in zip(_player_slices(players), tangents):
         values, mapping = _read_once(variables)
@@ -682,12 +694,7 @@ def player_vjps(
     Returns:
       The flat list of the players' blocks.
     """
-    variables = [v for vs in players.values() for v in vs]
-    if len(cotangents) != len(players):
-        raise ValueError(
-            f"`cotangents` must hold one list per player ({len(players)}). "
-            f"Received: {len(cotangents)} lists."
-        )
+    variables = _one_list_per_player("cotangents", cotangents, players)
     slices = _player_slices(players)
     out: list[tf.Tensor] = []
     for (_, start, stop), cotangent in zip(slices, cotangents):
@@ -719,11 +726,11 @@ def player_vjps(
     return out
 
 
-def _without_own_block(players, vector) -> list[list[tf.Tensor | None]]:
-    """For each player i, ``vector`` with player i's block replaced by ``None``."""
+def _without_own_block(players, vectors) -> list[list[tf.Tensor | None]]:
+    """For each player i, ``vectors[i]`` with player i's block replaced by ``None``."""
     return [
         [None if start <= k < stop else t for k, t in enumerate(vector)]
-        for _, start, stop in _player_slices(players)
+        for (_, start, stop), vector in zip(_player_slices(players), vectors)
     ]
 
 
@@ -735,7 +742,7 @@ def off_diagonal_hv(
     (H_o v)_i = sum_{j != i} (grad_j xi_i) v_j; one forward-mode pass per player
     (:func:`player_jvps`).
     """
-    return player_jvps(loss_fn, players, _without_own_block(players, vector))
+    return player_jvps(loss_fn, players, _without_own_block(players, [vector] * len(players)))
 
 
 def off_diagonal_htv(
@@ -746,7 +753,7 @@ def off_diagonal_htv(
     (H_o^T v)_i = grad_i sum_{j != i} <xi_j, v_j>; one reverse-over-reverse pass per player
     (:func:`player_vjps`); LEAD's coupling term.
     """
-    return player_vjps(loss_fn, players, _without_own_block(players, vector))
+    return player_vjps(loss_fn, players, _without_own_block(players, [vector] * len(players)))
 
 
 def lola_chi(
@@ -766,9 +773,4 @@ def lola_chi(
     Returns:
       chi as a flat list aligned with the variables.
     """
-    return player_vjps(
-        loss_fn, players, [
-            [None if start <= k < stop else t for k, t in enumerate(g)]
-            for (_, start, stop), g in zip(_player_slices(players), grads)
-        ],
-    )
+    return player_vjps(loss_fn, players, _without_own_block(players, grads))

@@ -98,12 +98,26 @@ class _Flat:
         ]
 
 
-def _prepare(operator, b, x0):
+class _Problem(NamedTuple):
+    """A solver's start: b and x0 flattened, r0 = b - A x0, the stopping threshold."""
+
+    flat: _Flat
+    apply: Callable[[tf.Tensor], tf.Tensor]  # flat v -> flat A v
+    b: tf.Tensor
+    x0: tf.Tensor
+    r0: tf.Tensor
+    products: int  # operator applications made here (1 for a warm start's residual)
+    threshold: tf.Tensor  # max(tol ||b||, atol)
+
+
+def _prepare(operator, b, x0, tol, atol, max_iterations) -> _Problem:
+    _check(tol, atol, max_iterations)
     b = [tf.convert_to_tensor(t) for t in b]
     if not b:
         raise ValueError("Argument `b` must be a non-empty list of tensors. Received: [].")
     flat = _Flat(b)
     bv = flat.flat(b)
+    threshold = tf.maximum(tf.cast(tol, bv.dtype) * tf.norm(bv), tf.cast(atol, bv.dtype))
 
     def apply(v: tf.Tensor) -> tf.Tensor:
         out = list(operator(flat.split(v)))
@@ -115,9 +129,9 @@ def _prepare(operator, b, x0):
         return flat.flat(out)
 
     if x0 is None:
-        return flat, apply, bv, tf.zeros_like(bv), bv, 0
+        return _Problem(flat, apply, bv, tf.zeros_like(bv), bv, 0, threshold)
     x0v = flat.flat([tf.convert_to_tensor(t) for t in x0])
-    return flat, apply, bv, x0v, bv - apply(x0v), 1
+    return _Problem(flat, apply, bv, x0v, bv - apply(x0v), 1, threshold)
 
 
 def conjugate_gradient(
@@ -150,11 +164,9 @@ def conjugate_gradient(
     Returns:
       :class:`SolveResult`.
     """
-    _check(tol, atol, max_iterations)
-    flat, apply, bv, x, r, products0 = _prepare(operator, b, x0)
-    dtype = bv.dtype
-    threshold = tf.maximum(tf.cast(tol, dtype) * tf.norm(bv), tf.cast(atol, dtype))
-    rs = tf.reduce_sum(r * r)
+    problem = _prepare(operator, b, x0, tol, atol, max_iterations)
+    apply, threshold = problem.apply, problem.threshold
+    rs = tf.reduce_sum(problem.r0 * problem.r0)
 
     def cond(i, x, r, p, rs):
         return tf.logical_and(i < max_iterations, tf.sqrt(rs) > threshold)
@@ -168,12 +180,21 @@ def conjugate_gradient(
         p = r + (rs_new / rs) * p
         return i + 1, x, r, p, rs_new
 
-    i, x, r, _, rs = _loop(
-        cond, body, (tf.constant(0, tf.int32), x, r, r, rs), max_iterations, unroll
+    i, x, _, _, rs = _loop(
+        cond, body, (tf.constant(0, tf.int32), problem.x0, problem.r0, problem.r0, rs),
+        max_iterations, unroll,
     )
-    residual = tf.sqrt(rs)
-    applied = tf.constant(max_iterations, tf.int32) if unroll else i
-    return SolveResult(flat.split(x), i, applied + products0, residual, residual <= threshold)
+    return _result(problem, x, i, tf.sqrt(rs), max_iterations, unroll)
+
+
+def _result(problem: _Problem, x: tf.Tensor, iterations: tf.Tensor, residual: tf.Tensor,
+            max_iterations: int, unroll: bool) -> SolveResult:
+    """The :class:`SolveResult` of the flat solution ``x`` (unrolled, every one of the
+    ``max_iterations`` products was computed and is counted).
+    """
+    applied = tf.constant(max_iterations, tf.int32) if unroll else iterations
+    return SolveResult(problem.flat.split(x), iterations, applied + problem.products, residual,
+                       residual <= problem.threshold)
 
 
 def _loop(cond, body, state, max_iterations: int, unroll: bool):
@@ -241,15 +262,14 @@ def gmres(
     Returns:
       :class:`SolveResult`.
     """
-    _check(tol, atol, max_iterations)
-    flat, apply, bv, x0v, r0, products0 = _prepare(operator, b, x0)
-    dtype = bv.dtype
+    problem = _prepare(operator, b, x0, tol, atol, max_iterations)
+    apply, threshold = problem.apply, problem.threshold
+    dtype = problem.b.dtype
     m = int(max_iterations)
-    threshold = tf.maximum(tf.cast(tol, dtype) * tf.norm(bv), tf.cast(atol, dtype))
-    beta = tf.norm(r0)
+    beta = tf.norm(problem.r0)
     safe_beta = tf.where(beta > 0, beta, tf.ones_like(beta))
     basis = tf.tensor_scatter_nd_update(
-        tf.zeros(tf.stack([m + 1, tf.size(bv)]), dtype), [[0]], [r0 / safe_beta]
+        tf.zeros(tf.stack([m + 1, tf.size(problem.b)]), dtype), [[0]], [problem.r0 / safe_beta]
     )
     h_t = tf.zeros([m, m + 1], dtype)
     y = tf.zeros([m], dtype)
@@ -285,6 +305,5 @@ def gmres(
         cond, body, (tf.constant(0, tf.int32), basis, h_t, y, beta, tf.constant(False)), m,
         unroll,
     )
-    x = x0v + tf.linalg.matvec(basis[:m], y, transpose_a=True)
-    applied = tf.constant(m, tf.int32) if unroll else j
-    return SolveResult(flat.split(x), j, applied + products0, residual, residual <= threshold)
+    x = problem.x0 + tf.linalg.matvec(basis[:m], y, transpose_a=True)
+    return _result(problem, x, j, residual, m, unroll)

@@ -1,4 +1,5 @@
-"""The ``tfgames`` command: run the SGA notebook's experiments and list what is available.
+"""The ``tfgames`` command's work: run the SGA notebook's experiments or a user's game, and
+summarize runs.
 
 Usage::
 
@@ -18,10 +19,14 @@ writes ``metrics.json`` (rewritten as the run goes), PNG figures and ``summary.m
 ``OUT/seed-<s>`` and ``summarize OUT`` reports mean +- std over the seeds. A run holds a lock on
 its output folder: a second run into it is refused. ``python -m tfgames`` is the same command.
 
+The console script is the top-level module ``tfgames_cli`` (beside this package): it builds the
+parser and answers ``--help``, ``--version`` and ``list`` without importing TensorFlow (importing
+anything of ``tfgames`` imports TensorFlow), and calls :func:`execute` here for ``run`` and
+``summarize``. :func:`main` is that entry point, re-exported.
+
 Every error (bad arguments, an unusable ``--out``, a folder in use, a damaged or foreign
 ``metrics.json`` or checkpoint) is one line on stderr, ``tfgames: error: ...``, with exit
-status 2; set ``TFGAMES_DEBUG=1`` for the traceback. ``--help`` and ``--version`` import no
-TensorFlow.
+status 2; set ``TFGAMES_DEBUG=1`` for the traceback.
 """
 
 from __future__ import annotations
@@ -31,185 +36,25 @@ import json
 import logging
 import math
 import os
-import re
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "main"]
+from tfgames_cli import (
+    EXPERIMENT_NAMES,
+    PRESETS,
+    CLIError,
+    build_parser,
+    check_run,
+    fail,
+    main,
+    run_folder,
+)
 
-PRESETS = ("quick", "paper", "smoke")
-#: The experiments of :mod:`tfgames.lab.experiments` (kept here so that ``--help`` needs no
-#: TensorFlow; tests/test_cli.py checks it against ``EXPERIMENTS``).
-EXPERIMENT_NAMES = ("gaussian75", "mog", "thresholds")
-_USER_GAME = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-class CLIError(Exception):
-    """An error reported as one line with exit status 2."""
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("tfgames")
-    except metadata.PackageNotFoundError:  # a source tree that was never installed
-        return "0+unknown"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage block): ``tfgames: error: ...``, exit 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        _fail(f"{message} (see `{self.prog} --help`)")
-
-
-def _fail(message: str) -> None:
-    sys.stderr.write("tfgames: error: " + " ".join(str(message).split()) + "\n")
-    raise SystemExit(2)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
-
-
-def _experiment(text: str) -> str:
-    if text in EXPERIMENT_NAMES or _USER_GAME.match(text):
-        return text
-    raise argparse.ArgumentTypeError(
-        f"invalid choice: {text!r} (choose from {', '.join(EXPERIMENT_NAMES)}, or give your "
-        "own game as module:Class)"
-    )
-
-
-def _optimizer_list(text: str) -> list[str]:
-    from tfgames.lab.experiments import registry
-
-    try:
-        return registry.resolve_optimizer_names(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tfgames`` (imports no TensorFlow)."""
-    parser = _Parser(
-        prog="tfgames",
-        description="Differentiable-game experiments of the SGA notebook (seed 000), ported "
-                    "to TensorFlow 2 / Keras 3, and training of your own games.",
-    )
-    parser.add_argument("--version", action="version", version=f"tfgames {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_Parser)
-    commands.add_parser("list", help="list the experiments, presets and optimizers")
-    summarize = commands.add_parser(
-        "summarize", help="print a Markdown table of finished or running runs",
-        description="Print a Markdown table of the last snapshot of every run found in the "
-                    "given --out folders (running runs included, marked with their step); "
-                    "folders of `--seeds` runs also get mean +- std over the seeds.",
-    )
-    summarize.add_argument("folders", nargs="+", help="output folders of `tfgames run`")
-    commands.add_parser(
-        "protocols", add_help=False,
-        help="pinned mode-coverage protocols over seeds (tfgames.lab.protocols; pass --help)")
-    run = commands.add_parser(
-        "run", help="run an experiment or your game; writes metrics.json (and figures) to --out",
-        description="Run an experiment (mog, thresholds, gaussian75) or your own GameModel "
-                    "subclass given as module:Class; writes metrics.json, PNG figures and "
-                    "summary.md to --out.",
-    )
-    run.add_argument("experiment", type=_experiment, metavar="EXPERIMENT",
-                     help=f"one of {', '.join(EXPERIMENT_NAMES)}, or module:Class (a "
-                          "tfgames.GameModel subclass importable from the current folder)")
-    run.add_argument("--preset", choices=PRESETS, default="quick",
-                     help="paper: the seed's settings; quick: a few minutes on a CPU; "
-                          "smoke: seconds (default: quick)")
-    run.add_argument("--optimizers", type=_optimizer_list, default=None,
-                     help="comma-separated optimizer names (see `tfgames list`); default: "
-                          "the experiment's for the preset (sga for module:Class)")
-    run.add_argument("--steps", type=_positive_int, default=None,
-                     help="training steps per run (default: the preset's; 100 for "
-                          "module:Class)")
-    run.add_argument("--seed", type=_seed, default=None, help="random seed (default 0)")
-    run.add_argument("--seeds", type=_seed, nargs="+", default=None, metavar="S",
-                     help="several seeds: one run per seed into OUT/seed-<s>; `tfgames "
-                          "summarize OUT` reports mean +- std over them")
-    run.add_argument("--out", default=None,
-                     help="output folder (default runs/<experiment>-<preset>)")
-    run.add_argument("--config", default=None,
-                     help="module:Class only: keyword arguments of the class, as JSON text or "
-                          "a .json file")
-    run.add_argument("--learning-rate", type=_learning_rate, default=1e-3,
-                     help="module:Class only: the optimizers' step size (default 1e-3)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-    run.add_argument("--resume", action="store_true",
-                     help="checkpoint every run at its snapshots in OUT/checkpoints/ and, if "
-                          "an earlier identical command was interrupted, continue it from "
-                          "its last good checkpoint (the result equals an uninterrupted run's)")
-    return parser
-
-
-def _list() -> str:
-    from tfgames.lab.experiments import EXPERIMENTS, get_experiment, registry
-
-    lines = ["experiments (tfgames run NAME --preset quick|paper|smoke):"]
-    for name, (_, description) in EXPERIMENTS.items():
-        module = get_experiment(name)
-        lines.append(f"  {name:<12} {description}")
-        for preset, optimizers in module.DEFAULT_OPTIMIZERS.items():
-            lines.append(f"  {'':<12}   {preset:<6} default optimizers: {','.join(optimizers)}")
-    lines.append("  module:Class your own tfgames.GameModel subclass (--config JSON)")
-    lines.append("optimizers (--optimizers a,b,...):")
-    for name, spec in registry.OPTIMIZERS.items():
-        state = "" if spec.available else f"  [not installed: {spec.module}]"
-        lines.append(f"  {name:<14} {spec.description}{state}")
-    aliases = ", ".join(f"{a} = {n}" for a, n in registry.ALIASES.items())
-    lines.append(f"aliases: {aliases}")
-    return "\n".join(lines)
-
-
-def _check_out(out: str) -> None:
-    """An unusable output folder is an error before anything is imported or written."""
-    path = Path(out)
-    for parent in [path, *path.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                what = "is a file" if parent == path else f"is below the file {str(parent)!r}"
-                raise CLIError(f"--out {out!r} cannot be used as the output folder: it {what}. "
-                               "Choose a folder path.")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise CLIError(f"--out {out!r} cannot be created or written: {str(parent)!r} "
-                               "is not writable. Choose another folder.")
-            return
+__all__ = ["EXPERIMENT_NAMES", "PRESETS", "build_parser", "execute", "main", "run_user_game",
+           "seed_statistics"]
 
 
 # -- summarize ----------------------------------------------------------------------------------
@@ -366,26 +211,6 @@ def _summarize(folders: Sequence[str]) -> str:
 
 
 # -- a user's game --------------------------------------------------------------------------------
-def _user_config(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
-    source = "--config"
-    if not text.lstrip().startswith(("{", "[")):
-        try:
-            text, source = Path(text).read_text(), text
-        except OSError as error:
-            raise CLIError(f"--config {text!r} is neither JSON text nor a readable file "
-                           f"({error.strerror}). Pass '{{\"width\": 16}}' or a .json file.")
-    try:
-        config = json.loads(text)
-    except ValueError as error:
-        raise CLIError(f"{source} is not valid JSON ({error}). Pass e.g. '{{\"width\": 16}}'.")
-    if not isinstance(config, dict):
-        raise CLIError(f"{source} must be a JSON object of keyword arguments. Received: "
-                       f"{type(config).__name__}.")
-    return config
-
-
 def _user_game_class(spec: str):
     import importlib
 
@@ -449,22 +274,10 @@ def run_user_game(spec: str, out: Path, *, optimizers: Sequence[str] | None, ste
 
 # -- main -----------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> None:
-    out = Path(args.out or os.path.join("runs", f"{args.experiment.replace(':', '-')}-"
-                                                f"{args.preset}"))
-    _check_out(str(out))
+    config = check_run(args)  # again: execute() may be called without tfgames_cli.main
+    out = run_folder(args)
     user = args.experiment not in EXPERIMENT_NAMES
-    if not user:
-        for flag, value in (("--config", args.config is not None),
-                            ("--learning-rate", args.learning_rate != 1e-3)):
-            if value:
-                raise CLIError(f"{flag} is for module:Class games only; experiment "
-                               f"{args.experiment!r} takes its settings from --preset.")
-    if args.seeds is not None and args.seed is not None:
-        raise CLIError("pass --seed S or --seeds S [S ...], not both.")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-        raise CLIError(f"--seeds lists a seed twice: {args.seeds}.")
     seeds = args.seeds if args.seeds is not None else [args.seed or 0]
-    config = _user_config(args.config) if user else {}
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             datefmt="%H:%M:%S")
@@ -487,23 +300,26 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> None:
         sys.stdout.write(f"metrics and figures written to {out}\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``tfgames`` and ``python -m tfgames``; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["protocols"]:
-        from tfgames.lab import protocols
+def execute(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """Carry out ``run`` or ``summarize`` as parsed by :func:`build_parser`.
 
-        return protocols.main(arguments[1:])
-    parser = build_parser()
-    args = parser.parse_args(arguments)
+    Args:
+        args: the parsed arguments (``args.command`` is ``"run"`` or ``"summarize"``).
+        argv: the arguments after the program name, recorded as the command of a run
+            (default ``sys.argv[1:]``).
+
+    Returns:
+        0. Every error is one line on stderr with exit status 2 (``SystemExit``), or the
+        traceback when the environment variable ``TFGAMES_DEBUG`` is set.
+    """
     try:
-        if args.command == "list":
-            sys.stdout.write(_list() + "\n")
-        elif args.command == "summarize":
+        if args.command == "summarize":
             sys.stdout.write(_summarize(args.folders))
-        else:
+        elif args.command == "run":
             _run(args, argv)
+        else:
+            raise CLIError(f"unknown command {args.command!r}; choose from run, summarize "
+                           "(list and protocols are answered by tfgames_cli.main).")
     except KeyboardInterrupt:
         raise
     except SystemExit:
@@ -513,5 +329,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = str(error) if isinstance(error, CLIError) else (
             f"{type(error).__name__}: {error}")
-        _fail(message)
+        fail(message)
     return 0

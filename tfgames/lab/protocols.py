@@ -320,32 +320,26 @@ TRAINING_CONFIGS: dict[str, TrainingConfig] = {
 
 
 def _mixture_gan(protocol: MixtureProtocol, config: TrainingConfig, seed: int):
+    """The experiments' :class:`~tfgames.lab.experiments.gan.MLPGAN` of ``config``'s sizes,
+    its real samples drawn from the protocol's mixture inside the train step.
+    """
     import keras
     import tensorflow as tf
 
-    from tfgames.lab.experiments.runner import gan_losses, mlp
-    from tfgames.model import GameModel
+    from tfgames.lab.experiments.gan import MLPGAN, GanConfig
 
     centres = tf.constant(protocol.centres_array(), tf.float32)
 
-    class MixtureGAN(GameModel):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.discriminator = mlp(2, config.depth, config.width, 1, name="discriminator")
-            self.generator = mlp(config.z_dim, config.depth, config.width, 2, name="generator")
+    class MixtureGAN(MLPGAN):
+        def sample_real(self, n, seed):
+            component = keras.random.randint((n,), 0, protocol.modes, seed=seed)
+            noise = keras.random.normal((n, 2), seed=seed)
+            return tf.gather(centres, component) + protocol.std * noise
 
-        def players(self):
-            return {"discriminator": self.discriminator, "generator": self.generator}
-
-        def compute_losses(self, data, training=False):
-            b = config.batch_size
-            component = keras.random.randint((b,), 0, protocol.modes, seed=self.seed_generator)
-            noise = keras.random.normal((b, 2), seed=self.seed_generator)
-            x_real = tf.gather(centres, component) + protocol.std * noise
-            z = keras.random.normal((b, config.z_dim), seed=self.seed_generator)
-            return gan_losses(self.discriminator, self.generator, x_real, z, training)
-
-    return MixtureGAN(seed=seed)
+    sizes = GanConfig(x_dim=2, depth=config.depth, width=config.width, z_dim=config.z_dim,
+                      batch_size=config.batch_size, learning_rate=config.learning_rate,
+                      steps=config.steps)
+    return MixtureGAN(sizes, seed=seed)
 
 
 def run_one(protocol: MixtureProtocol | str, optimizer: str, seed: int, *,

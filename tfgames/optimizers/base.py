@@ -42,6 +42,7 @@ from tfgames.game import Game
 
 __all__ = [
     "GameOptimizer",
+    "SlotWrapper",
     "StepResult",
     "WrapperOptimizer",
     "all_reduce_sum",
@@ -455,6 +456,90 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
             config.pop("inner_optimizer"), custom_objects=custom_objects
         )
         return cls(inner, **config)
+
+
+class SlotWrapper(WrapperOptimizer):
+    """Base of the wrappers that act on the iterates after every inner step, with one slot each.
+
+    One step of such a wrapper, on gradients (:meth:`apply`) or on a game (:meth:`apply_game`):
+
+    1. :meth:`_before_step` on the variables (default: nothing);
+    2. the inner optimizer's step: ``inner.apply(grads)``; on a game, ``inner.apply_game(game)``
+       where :func:`steps_game` holds for the inner optimizer, else :func:`simultaneous_step`
+       (which comes back through :meth:`apply`);
+    3. :meth:`_after_step` on the variables, once the step's losses and diagnostics are
+       computed.
+
+    Every variable has one slot, ``add_optimizer_variables(var_list, slot_name)`` created after
+    the inner optimizer is built (so the order of the saved optimizer variables is: the
+    wrapper's own, its slots, the inner optimizer's); the slots are saved with the model and
+    restored by ``keras.models.load_model``. :class:`tfgames.averaging.Averaging` (the slot
+    holds the average) and :class:`tfgames.Lookahead` (the slow weights) derive from it.
+
+    Args:
+      inner_optimizer: the optimizer that moves the iterates (a Keras optimizer, a game
+        optimizer or a :class:`tfgames.PerPlayer`).
+      name: the optimizer's name; ``None`` derives one from the class name.
+      **kwargs: Keras' base optimizer arguments are refused: set them on the inner optimizer.
+    """
+
+    #: Name of the per-variable slot (its variables are named after the variable and it).
+    slot_name: str = "slot"
+
+    def build(self, var_list: list) -> None:
+        """Build the inner optimizer and one ``slot_name`` slot per variable."""
+        if self.built:
+            return
+        super().build(var_list)
+        self._slot_variables = self.add_optimizer_variables(var_list, self.slot_name)
+
+    def _slots(self, variables: list) -> list:
+        """The slots of ``variables``, in their order."""
+        return [self._slot_variables[self._get_variable_index(v)] for v in variables]
+
+    def _before_step(self, variables: list) -> None:
+        """Runs before the inner step (e.g. a slot's initial value)."""
+
+    def _after_step(self, variables: list) -> None:
+        """Runs after the inner step: count it and update the slots (and the iterates)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `_after_step`.")
+
+    def apply(self, grads, trainable_variables=None) -> None:
+        """One inner step on ``grads``, then :meth:`_after_step`."""
+        if steps_game(self.inner_optimizer):
+            raise TypeError(
+                f"The inner optimizer {type(self.inner_optimizer).__name__} needs the game, "
+                f"not only gradients. Train a tfgames.GameModel with this "
+                f"{type(self).__name__} (it calls apply_game), or call "
+                "optimizer.apply_game(game) in your own loop."
+            )
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        variables = list(trainable_variables)
+        if not self.built:
+            self.build(variables)
+        self._before_step(variables)
+        self.inner_optimizer.apply(grads, variables)
+        self._after_step(variables)
+
+    def apply_game(self, game: Game) -> StepResult:
+        """One inner step on ``game`` (its ``apply_game`` if it steps games), then
+        :meth:`_after_step`.
+        """
+        from tfgames.optimizers.per_player import bind_players
+
+        bind_players(self.inner_optimizer, game.players)
+        if not steps_game(self.inner_optimizer):
+            return simultaneous_step(self, game)
+        if not self.built:
+            self.build(game.variables)
+        self._before_step(game.variables)
+        result = self.inner_optimizer.apply_game(game)
+        with tf.control_dependencies(
+            list(result.losses.values()) + list(result.diagnostics.values())
+        ):
+            self._after_step(game.variables)
+        return result
 
 
 class GameOptimizer(WrapperOptimizer):

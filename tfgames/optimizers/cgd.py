@@ -48,10 +48,14 @@ def _scale(xs, s):
 
 
 class _Competitive(GameOptimizer):
-    """Common arguments and state: solver settings and the warm-start slots."""
+    """Common arguments and state: solver settings, the warm-start slots and, for CGD and
+    GACGD, the interaction step size alpha (ACGD has none: its steps are adaptive).
+    """
 
     def __init__(self, inner_optimizer, *, solver, tol, atol, max_iterations, warm_start,
-                 name, **kwargs) -> None:
+                 name, alpha=None, **kwargs) -> None:
+        if alpha is not None:
+            alpha = _blocks.check_number("alpha", alpha)
         if solver not in SOLVERS:
             raise ValueError(f"Argument `solver` must be one of {SOLVERS}. Received: "
                              f"solver={solver!r}.")
@@ -62,6 +66,7 @@ class _Competitive(GameOptimizer):
         self.tol, self.atol, self.max_iterations = tol, atol, max_iterations
         self.solver = solver
         self.warm_start = bool(warm_start)
+        self.alpha = alpha
 
     def build(self, var_list: list) -> None:
         if self.built:
@@ -90,6 +95,13 @@ class _Competitive(GameOptimizer):
         return [self._warm[self._get_variable_index(v)].assign(x)
                 for v, x in zip(game.variables[start:], values)]
 
+    def _per_replica(self, direction, after: list) -> list:
+        """The direction as each replica's share (divided by the number of replicas), once
+        ``after`` (slot updates) has run.
+        """
+        with tf.control_dependencies(after):
+            return [tf.identity(d) * tf.cast(1.0 / num_replicas(), d.dtype) for d in direction]
+
     def _diagnostics(self, xi, direction, result, count):
         return {
             "xi_norm": products.norm(xi),
@@ -101,9 +113,12 @@ class _Competitive(GameOptimizer):
         }
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "solver": self.solver, "tol": self.tol,
-                "atol": self.atol, "max_iterations": self.max_iterations,
-                "warm_start": self.warm_start}
+        config = {**super().get_config(), "solver": self.solver, "tol": self.tol,
+                  "atol": self.atol, "max_iterations": self.max_iterations,
+                  "warm_start": self.warm_start}
+        if self.alpha is not None:
+            config["alpha"] = self.alpha
+        return config
 
 
 def _two_players(game: Game, who: str) -> tuple[int, int]:
@@ -163,11 +178,9 @@ class CGD(_Competitive):
                  solver: Literal["cg", "gmres"] = "cg", tol: float = 1e-6, atol: float = 0.0,
                  max_iterations: int = 10, warm_start: bool = True, name: str | None = None,
                  **kwargs) -> None:
-        alpha = _blocks.check_number("alpha", alpha)
-        super().__init__(inner_optimizer, solver=solver, tol=tol, atol=atol,
+        super().__init__(inner_optimizer, alpha=alpha, solver=solver, tol=tol, atol=atol,
                          max_iterations=max_iterations, warm_start=warm_start,
                          name=name or "cgd", **kwargs)
-        self.alpha = alpha
 
     def direction(self, game: Game):
         p, q = _two_players(game, "CGD")
@@ -187,12 +200,8 @@ class CGD(_Competitive):
         d_q = [x - alpha * h for x, h in zip(xi[qs:qe], _mixed(game, q, p, d_p))]
         direction = d_p + d_q if p == 0 else d_q + d_p
         count = 2 + 2 * result.products
-        with tf.control_dependencies(self._store_warm(game, ps, d_p)):
-            out = [tf.identity(d) * tf.cast(1.0 / num_replicas(), d.dtype) for d in direction]
+        out = self._per_replica(direction, self._store_warm(game, ps, d_p))
         return losses, out, self._diagnostics(xi, direction, result, count)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "alpha": self.alpha}
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -232,11 +241,9 @@ class GACGD(_Competitive):
                  solver: Literal["cg", "gmres"] = "gmres", tol: float = 1e-6,
                  atol: float = 0.0, max_iterations: int = 10, warm_start: bool = True,
                  name: str | None = None, **kwargs) -> None:
-        alpha = _blocks.check_number("alpha", alpha)
-        super().__init__(inner_optimizer, solver=solver, tol=tol, atol=atol,
+        super().__init__(inner_optimizer, alpha=alpha, solver=solver, tol=tol, atol=atol,
                          max_iterations=max_iterations, warm_start=warm_start,
                          name=name or "gacgd", **kwargs)
-        self.alpha = alpha
 
     def direction(self, game: Game):
         losses, xi = game.gradient()
@@ -247,12 +254,8 @@ class GACGD(_Competitive):
 
         result = self._solve(game, operator, xi, self._warm_values(game, 0, len(xi)))
         count = len(game.players) * result.products
-        with tf.control_dependencies(self._store_warm(game, 0, result.x)):
-            out = [tf.identity(d) * tf.cast(1.0 / num_replicas(), d.dtype) for d in result.x]
+        out = self._per_replica(result.x, self._store_warm(game, 0, result.x))
         return losses, out, self._diagnostics(xi, result.x, result, count)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "alpha": self.alpha}
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -352,8 +355,7 @@ class ACGD(_Competitive):
         direction = [-d / lr for d in delta]
         updates = [s.assign(m) for s, m in zip(slots, mean_square)]
         updates += self._store_warm(game, ps, result.x)
-        with tf.control_dependencies(updates):
-            out = [tf.identity(d) * tf.cast(1.0 / num_replicas(), d.dtype) for d in direction]
+        out = self._per_replica(direction, updates)
         return losses, out, self._diagnostics(xi, direction, result, 2 + 2 * result.products)
 
     def get_config(self) -> dict[str, Any]:

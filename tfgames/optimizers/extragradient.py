@@ -98,9 +98,13 @@ class Extragradient(GameOptimizer):
       the game Jacobian, whose spectral norm is estimated by ``power_iterations`` steps of
       power iteration on H^T H (two Hessian-vector products each). The inner optimizer must
       be a plain ``keras.optimizers.SGD`` (no momentum): its learning rate eta caps gamma_k.
-      It reports ``eg_gamma``, ``eg_alpha`` and ``eg_backtracks`` as metrics. One replica
-      only: the backtracking loop is a ``tf.while_loop`` that cannot hold the all-reduce of
-      a multi-replica strategy (it raises a ``ValueError`` there).
+      It reports ``eg_gamma``, ``eg_alpha`` and ``eg_backtracks`` as metrics. Under a
+      ``tf.distribute`` strategy F, the power iteration's products and the backtracking
+      test use the global batch (all-reduced); TensorFlow allows no all-reduce inside a
+      ``tf.while_loop`` or ``tf.cond``, so with several replicas both loops are unrolled
+      (``power_iterations`` and ``max_backtracks`` copies in the traced step): a backtracking
+      re-evaluation still runs only when the test asks for it (a ``tf.cond`` around this
+      replica's gradient), but every unrolled test all-reduces one parameter-sized vector.
 
     Sampling (what the second evaluation sees; default: the same sample):
 
@@ -373,9 +377,11 @@ class Extragradient(GameOptimizer):
 
     # -- CurvatureEG+ -----------------------------------------------------------------------
     def _jacobian_norm(self, game: Game, f: list[tf.Tensor]) -> tf.Tensor:
-        """||H||_2 by power iteration on H^T H, started from F (matrix-free products).
+        """||H||_2 by power iteration on H^T H, started from the global F (matrix-free).
 
-        A ``tf.while_loop``, so that the traced step does not grow with the iterations.
+        Every product is this replica's share, all-reduced into the global-batch product. One
+        replica: a ``tf.while_loop``, so that the traced step does not grow with the
+        iterations; several: a Python loop (no all-reduce can sit in a ``while_loop``).
         """
 
         def unit(v):
@@ -384,56 +390,75 @@ class Extragradient(GameOptimizer):
 
         def iterate(i, squared, *v):
             hv = game.products(unit(v), hv=True, htv=False, mode="double_backward").hv
-            v = game.products(hv, hv=False, htv=True).htv  # H^T H v: ||.|| -> sigma_max^2
+            hv = all_reduce_sum(hv)
+            v = all_reduce_sum(game.products(hv, hv=False, htv=True).htv)  # H^T H v
             return (i + 1, tf.cast(products.norm(v), squared.dtype), *v)
 
-        squared = tf.zeros((), products.norm(f).dtype)
-        _, squared, *_ = tf.while_loop(
-            lambda i, *_: i < self.power_iterations, iterate, [tf.constant(0), squared, *f])
-        return tf.sqrt(squared)
+        state = (tf.constant(0), tf.zeros((), products.norm(f).dtype), *f)
+        if num_replicas() > 1:
+            for _ in range(self.power_iterations):
+                state = iterate(*state)
+        else:
+            state = tf.while_loop(lambda i, *_: i < self.power_iterations, iterate, state)
+        return tf.sqrt(state[1])  # ||H^T H v|| -> sigma_max^2
 
     def _curvature_step(self, game: Game) -> StepResult:
-        if num_replicas() > 1:
-            raise ValueError(
-                "CurvatureEG+ (`curvature`) backtracks in a tf.while_loop, which cannot hold the "
-                f"all-reduce of a strategy with several replicas. Received: {num_replicas()} "
-                "replicas. Use beta=... (EG+ with fixed steps) under a distribution strategy."
-            )
         variables = game.variables
         saved = [products.read_value(v) for v in variables]
         with tf.control_dependencies(saved):
-            losses, f_start = game.gradient()
+            losses, f_local = game.gradient()
         reported = dict(game.last_losses)
+        f_start = all_reduce_sum(f_local)  # F(z_k) on the global batch
         eta = tf.convert_to_tensor(self.inner_optimizer.learning_rate)
         norm_j = self._jacobian_norm(game, f_start)
         dtype = norm_j.dtype
         nu = tf.constant(self.curvature, dtype)
+        tau = tf.constant(self.backtracking, dtype)
         gamma = tf.minimum(tf.cast(eta, dtype), nu / tf.maximum(norm_j, tf.cast(1e-30, dtype)))
         f_norm = products.norm(f_start)
 
         def evaluate_at(step):
+            """This replica's share of F(z_k - step F(z_k))."""
             with tf.control_dependencies([step]):
                 for variable, value, f in zip(variables, saved, f_start):
                     variable.assign(value - tf.cast(step, value.dtype) * f)
             return game.gradient()[1]
 
-        def too_long(count, step, *f_bar):
+        def too_long(count, f_bar):
+            """Whether gamma ||F(z_bar) - F(z)|| > nu ||z_bar - z|| (= nu gamma ||F(z)||)."""
             change = products.norm([b - a for a, b in zip(f_start, f_bar)])
             return tf.logical_and(count < self.max_backtracks, change > nu * f_norm)
 
-        def shorter(count, step, *f_bar):
-            step = step * tf.constant(self.backtracking, dtype)
-            return (count + 1, step, *evaluate_at(step))
+        f_bar_local = evaluate_at(gamma)
+        f_bar = all_reduce_sum(f_bar_local)
+        count = tf.constant(0)
+        if num_replicas() > 1:
+            # Unrolled: the all-reduce stays outside the conditional re-evaluation.
+            for _ in range(self.max_backtracks):
+                active = too_long(count, f_bar)
+                shorter = tf.where(active, gamma * tau, gamma)
+                f_bar_local = tf.cond(
+                    active, lambda step=shorter: evaluate_at(step),
+                    lambda kept=f_bar_local: [tf.identity(x) for x in kept])
+                f_bar = all_reduce_sum(f_bar_local)
+                gamma, count = shorter, count + tf.cast(active, count.dtype)
+        else:
+            def shorter(count, step, *f_bar):
+                step = step * tau
+                return (count + 1, step, *evaluate_at(step))
 
-        f_bar = evaluate_at(gamma)
-        count, gamma, *f_bar = tf.while_loop(
-            too_long, shorter, [tf.constant(0), gamma, *f_bar])
+            count, gamma, *f_bar = tf.while_loop(
+                lambda count, step, *f_bar: too_long(count, f_bar), shorter,
+                [count, gamma, *f_bar])
+            f_bar_local = f_bar
+        game.last_losses = reported  # not those of the re-evaluations
         alpha = curvature_update_ratio(f_start, f_bar)
-        with tf.control_dependencies(f_bar):
+        with tf.control_dependencies(f_bar + f_bar_local):
             for variable, value in zip(variables, saved):
                 variable.assign(value)
         scale = alpha * gamma / tf.cast(eta, dtype)
-        apply_after(self.inner_optimizer, [tf.cast(scale, f.dtype) * f for f in f_bar],
+        # this replica's share of alpha gamma F(z_bar) / eta; the inner SGD sums the shares
+        apply_after(self.inner_optimizer, [tf.cast(scale, f.dtype) * f for f in f_bar_local],
                     variables, losses)
         self._iterations.assign_add(1)
         diagnostics = {"eg_gamma": tf.cast(gamma, tf.float32),

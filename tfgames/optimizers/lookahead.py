@@ -8,23 +8,13 @@ import keras
 import tensorflow as tf
 
 from tfgames import products
-from tfgames.game import Game
-from tfgames.optimizers.base import (
-    StepResult,
-    WrapperOptimizer,
-    as_count,
-    as_real,
-    positional_hyperparameters,
-    simultaneous_step,
-    steps_game,
-)
-from tfgames.optimizers.per_player import bind_players
+from tfgames.optimizers.base import SlotWrapper, as_count, as_real, positional_hyperparameters
 
 __all__ = ["Lookahead"]
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
-class Lookahead(WrapperOptimizer):
+class Lookahead(SlotWrapper):
     """Lookahead-minmax: every k steps, phi <- phi + alpha (w - phi) and w <- phi.
 
     w are the fast weights, moved at every step by ``inner_optimizer``; phi are the slow
@@ -72,6 +62,8 @@ class Lookahead(WrapperOptimizer):
       True
     """
 
+    slot_name = "slow"
+
     def __init__(
         self,
         inner_optimizer: keras.optimizers.Optimizer,
@@ -102,18 +94,8 @@ class Lookahead(WrapperOptimizer):
         self.k = steps
         self.alpha = fraction
 
-    def build(self, var_list: list) -> None:
-        """Build the inner optimizer and one slow-weight slot per variable."""
-        if self.built:
-            return
-        super().build(var_list)
-        self._slow_weights = self.add_optimizer_variables(var_list, "slow")
-
     # -- the lookahead step -------------------------------------------------------------------
-    def _slots(self, variables: list) -> list:
-        return [self._slow_weights[self._get_variable_index(v)] for v in variables]
-
-    def _initialise(self, variables: list) -> None:
+    def _before_step(self, variables: list) -> None:
         """phi_0 = w_0, at the first step (after any weight loading)."""
         slots = self._slots(variables)
 
@@ -123,7 +105,7 @@ class Lookahead(WrapperOptimizer):
 
         tf.cond(tf.equal(self._iterations, 0), initialise, lambda: None)
 
-    def _synchronise(self, variables: list) -> None:
+    def _after_step(self, variables: list) -> None:
         """Count the step; after every k-th: phi <- phi + alpha (w - phi), w <- phi."""
         slots = self._slots(variables)
         self._iterations.assign_add(1)
@@ -140,38 +122,6 @@ class Lookahead(WrapperOptimizer):
         tf.cond(
             tf.equal(tf.math.floormod(self._iterations, self.k), 0), synchronise, lambda: None
         )
-
-    def apply(self, grads, trainable_variables=None) -> None:
-        """One inner step on ``grads``, then the lookahead synchronisation if due."""
-        if steps_game(self.inner_optimizer):
-            raise TypeError(
-                f"The inner optimizer {type(self.inner_optimizer).__name__} needs the game, "
-                "not only gradients. Train a tfgames.GameModel with this Lookahead (it calls "
-                "apply_game), or call optimizer.apply_game(game) in your own loop."
-            )
-        if trainable_variables is None:
-            trainable_variables = self._trainable_variables
-        variables = list(trainable_variables)
-        if not self.built:
-            self.build(variables)
-        self._initialise(variables)
-        self.inner_optimizer.apply(grads, variables)
-        self._synchronise(variables)
-
-    def apply_game(self, game: Game) -> StepResult:
-        """One inner step on ``game`` (its ``apply_game`` if it steps games), then the sync."""
-        bind_players(self.inner_optimizer, game.players)
-        if not steps_game(self.inner_optimizer):
-            return simultaneous_step(self, game)
-        if not self.built:
-            self.build(game.variables)
-        self._initialise(game.variables)
-        result = self.inner_optimizer.apply_game(game)
-        with tf.control_dependencies(
-            list(result.losses.values()) + list(result.diagnostics.values())
-        ):
-            self._synchronise(game.variables)
-        return result
 
     # -- config -------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

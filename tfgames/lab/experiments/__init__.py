@@ -10,9 +10,12 @@ steps, seed, ...)`` writing ``metrics.json`` and PNG figures to ``out``:
 - :mod:`tfgames.lab.experiments.gaussian75` (``gaussian75``): Experiment 7, the covariance
   spectrum of a GAN learning N(0, I_75).
 
-:mod:`tfgames.lab.experiments.registry` builds the optimizers by name and
-:mod:`tfgames.lab.experiments.runner` holds the GAN and the training loop they share. The command
-line (``tfgames run <experiment>``) is :mod:`tfgames.lab.cli`.
+What they share: :mod:`tfgames.lab.experiments.registry` builds the optimizers by name,
+:mod:`tfgames.lab.experiments.gan` holds the seed's GAN and the run sizes,
+:mod:`tfgames.lab.experiments.runner` the training loop with snapshots and the set-up of a run,
+:mod:`tfgames.lab.experiments.checkpoints` the snapshots and checkpoints a run resumes from and
+:mod:`tfgames.lab.experiments.records` the ``metrics.json`` record. The command line
+(``tfgames run <experiment>``) is :mod:`tfgames.lab.cli`.
 """
 
 from __future__ import annotations

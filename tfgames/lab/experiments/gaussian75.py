@@ -21,7 +21,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -32,15 +31,9 @@ import keras
 import numpy as np
 
 from tfgames.lab import metrics, plotting
-from tfgames.lab.experiments import registry
-from tfgames.lab.experiments.runner import (
-    MLPGAN,
-    GanConfig,
-    RunRecord,
-    Snapshot,
-    preset_config,
-    train_with_snapshots,
-)
+from tfgames.lab.experiments.checkpoints import Snapshot
+from tfgames.lab.experiments.gan import MLPGAN, GanConfig
+from tfgames.lab.experiments.runner import start_experiment, train_recorded
 
 __all__ = ["DEFAULT_OPTIMIZERS", "PRESETS", "SPECTRUM_SAMPLES", "generate", "run"]
 
@@ -109,26 +102,17 @@ def run(
     Args are those of :func:`tfgames.lab.experiments.mog.run`. Returns the metrics dict written to
     ``out/metrics.json``.
     """
-    config = preset_config(PRESETS, preset, steps)
-    names = registry.resolve_optimizer_names(
-        DEFAULT_OPTIMIZERS[preset] if optimizers is None else optimizers)
-    n_spectrum = SPECTRUM_SAMPLES[preset]
+    n_spectrum = SPECTRUM_SAMPLES.get(preset)
+    config, names, record = start_experiment(
+        "gaussian75", out, PRESETS, DEFAULT_OPTIMIZERS, preset=preset, optimizers=optimizers,
+        steps=steps, seed=seed, command=command, spectrum_samples=n_spectrum)
     folder = Path(out)
-    record = RunRecord.start(folder, "gaussian75", preset=preset, seed=seed, command=command,
-                             config=dataclasses.asdict(config), optimizers=names,
-                             spectrum_samples=n_spectrum)
     before: dict[str, np.ndarray] = {}
     after: dict[str, np.ndarray] = {}
     for name in names:
-        entry: dict[str, Any] = {
-            "optimizer": name, "description": registry.OPTIMIZERS[name].description,
-            "learning_rate": config.learning_rate, "seed": seed, "status": "running",
-            "snapshots": [],
-        }
-        record.data["runs"][name] = entry
         spectra: dict[str, np.ndarray] = {}
 
-        def on_snapshot(shot: Snapshot, model: MLPGAN, entry: dict = entry,
+        def on_snapshot(entry: dict[str, Any], shot: Snapshot, model: MLPGAN,
                         spectra: dict = spectra, name: str = name) -> None:
             spectrum = _spectrum(shot.samples)
             d_loss, g_loss = shot.losses
@@ -153,15 +137,10 @@ def run(
                      shot.step, config.steps, d_loss, g_loss, row["spectrum_error"],
                      shot.wall_time_s)
 
-        _, shots = train_with_snapshots(
-            registry.make_optimizer(name, config.learning_rate), config, seed=seed,
-            on_snapshot=on_snapshot, verbose=verbose,
+        train_recorded(
+            record, name, name, config, seed=seed, on_snapshot=on_snapshot, verbose=verbose,
             checkpoint_dir=folder / "checkpoints" / name if resume else None,
         )
-        entry["wall_time_s"] = shots[-1].wall_time_s
-        entry["seconds_per_step"] = shots[-1].wall_time_s / config.steps
-        entry["status"] = "done"
-        record.save()
         lines = {"before training": next(iter(before.values()))}
         lines.update({f"{n} after {config.steps} steps": s for n, s in after.items()})
         plotting.spectrum_plot(

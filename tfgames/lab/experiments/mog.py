@@ -19,7 +19,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -30,14 +29,10 @@ from typing import Any
 import numpy as np
 
 from tfgames.lab import metrics, plotting
-from tfgames.lab.experiments import registry
-from tfgames.lab.experiments.runner import (
-    GanConfig,
-    RunRecord,
-    Snapshot,
-    preset_config,
-    train_with_snapshots,
-)
+from tfgames.lab.experiments.checkpoints import Snapshot
+from tfgames.lab.experiments.gan import GanConfig
+from tfgames.lab.experiments.records import RunRecord
+from tfgames.lab.experiments.runner import start_experiment, train_recorded
 from tfgames.lab.samplers import GRID_CENTRES
 
 __all__ = [
@@ -145,20 +140,10 @@ def train_one(
     continues from there if it was interrupted (see :func:`train_with_snapshots`). Returns
     the entry.
     """
-    entry: dict[str, Any] = {
-        "optimizer": name,
-        "description": registry.OPTIMIZERS[name].description,
-        "learning_rate": config.learning_rate,
-        "seed": seed,
-        "status": "running",
-        "snapshots": [],
-    }
-    record.data["runs"][key] = entry
-    record.save()
     samples: list[tuple[int, np.ndarray]] = []
     tag = key.replace("@", "_lr")
 
-    def on_snapshot(shot: Snapshot, model: Any) -> None:
+    def on_snapshot(entry: dict[str, Any], shot: Snapshot, model: Any) -> None:
         row = snapshot_metrics(shot, config)
         entry["snapshots"].append(row)
         newly_blown_up = blown_up(row) and "blew_up_at_step" not in entry
@@ -184,19 +169,16 @@ def train_one(
                 "recorded whole; its final metrics are those of a diverged run.",
                 key, shot.step, row["disc_loss"], row["gen_loss"], BLOWUP_DISTANCE)
 
-    _, shots = train_with_snapshots(
-        registry.make_optimizer(name, config.learning_rate), config, seed=seed,
-        on_snapshot=on_snapshot, verbose=verbose,
-        checkpoint_dir=out / "checkpoints" / tag if resume else None,
+    def final(entry: dict[str, Any]) -> dict[str, Any]:
+        last = dict(entry["snapshots"][-1])
+        last.pop("mode_counts")
+        last.pop("train_diagnostics")
+        return {"final": last}
+
+    entry, _ = train_recorded(
+        record, key, name, config, seed=seed, on_snapshot=on_snapshot, verbose=verbose,
+        checkpoint_dir=out / "checkpoints" / tag if resume else None, final=final,
     )
-    final = dict(entry["snapshots"][-1])
-    final.pop("mode_counts")
-    final.pop("train_diagnostics")
-    entry["final"] = final
-    entry["wall_time_s"] = shots[-1].wall_time_s
-    entry["seconds_per_step"] = shots[-1].wall_time_s / config.steps
-    entry["status"] = "done"
-    record.save()
     return entry
 
 
@@ -309,12 +291,10 @@ def run(
     Returns:
         The metrics dict written to ``out/metrics.json``.
     """
-    config = preset_config(PRESETS, preset, steps)
-    names = registry.resolve_optimizer_names(
-        DEFAULT_OPTIMIZERS[preset] if optimizers is None else optimizers)
+    config, names, record = start_experiment(
+        "mog", out, PRESETS, DEFAULT_OPTIMIZERS, preset=preset, optimizers=optimizers,
+        steps=steps, seed=seed, command=command)
     folder = Path(out)
-    record = RunRecord.start(folder, "mog", preset=preset, seed=seed, command=command,
-                             config=dataclasses.asdict(config), optimizers=names)
     for name in names:
         train_one(name, config, record, name, seed=seed, out=folder, verbose=verbose,
                   resume=resume)

@@ -15,6 +15,39 @@ notebook (seed 000). The seed ran TF1 optimizers; their Keras 3 stand-ins are:
 | extragradient | `tfgames.Extragradient(keras.optimizers.SGD(lr))` | not in the seed |
 | extraadam | `tfgames.Extragradient(keras.optimizers.Adam(lr, epsilon=1e-8))` | not in the seed |
 
+The second-order family (issue 18) runs over TF1 RMSProp like ``sga``, with the look-ahead rate
+alpha = lr of the reference notebooks (Letcher et al.), and the first-order family (issue 19)
+over what its extragradient relative uses (``extraadam``'s Adam) or TF1 RMSProp; none of them
+is in the seed:
+
+| name | optimizer (rms = `v1.RMSPropOptimizer(lr)`, adam = `Adam(lr, epsilon=1e-8)`) |
+| --- | --- |
+| la, lola | `tfgames.LA(rms, alpha=lr)`, `tfgames.LOLA(rms, alpha=lr)` |
+| sos | `tfgames.SOS(rms, alpha=lr)` (a = 0.5, b = 0.1) |
+| cgd | `tfgames.CGD(rms, alpha=lr, solver="gmres")` (the GAN is not zero-sum) |
+| gacgd | `tfgames.GACGD(rms, alpha=lr)` |
+| acgd | `tfgames.ACGD(lr, solver="gmres")` (its own RMSProp-style steps, beta = 0.99) |
+| lss | `tfgames.LSS(rms, max_iterations=10)` (regularised when GMRES stalls) |
+| lead | `tfgames.LEAD(keras.optimizers.Adam(lr, 0.5, 0.9), alpha=0.6)` (authors' GAN) |
+| hgd | `tfgames.HamiltonianGD(rms)` |
+| egplus | `tfgames.Extragradient(adam, beta=0.5)` (EG+, extrapolation 2 lr) |
+| eag | `tfgames.ExtraAnchoredGradient(adam)` |
+| feg | `tfgames.FastExtragradient(adam)` (rho = 0) |
+| negative-momentum | `tfgames.PerPlayer({p: tfgames.NegativeMomentum(lr, momentum=-0.5)},` |
+| | `update_order="alternating", batches="reuse")` |
+| alexgda | `AlexGDA(rms, extrapolation=2.0)` (:mod:`tfgames.optimizers.alex_gda`) |
+| heun, rk4 | `tfgames.RungeKutta(rms, method="heun")`, `(rms, method="rk4")`, no regulariser |
+
+CGD, GACGD and LSS cap their solvers at 10 iterations (each one or two Hessian-vector
+products). With alpha = lr = 1e-4 the corrections of LA, LOLA, SOS, CGD and GACGD are small
+(CGD's Schur matrix is the identity to float32 precision there,
+docs/optimizers/opponent-shaping-and-cgd.md). ``negative-momentum`` runs one round of the
+alternating order per training step (discriminator, then generator, each on fresh noise), so
+that a step updates both players as every other entry does; its heavy-ball steps are plain
+gradient steps of size lr, which at the seed's 1e-4 move the GAN as slowly as ``sgd``.
+``alexgda``'s one TF1 RMSProp serves both players (RMSProp has no step counter, so this
+equals one RMSProp per player).
+
 ``v1`` is :mod:`tfgames.compat.v1`; ``sga`` has lambda_0 = 1 and sign alignment on. The game
 optimizers' modules are imported only when an optimizer is built.
 
@@ -114,6 +147,57 @@ def _extra_adam(learning_rate: float) -> keras.optimizers.Optimizer:
     return cls(keras.optimizers.Adam(learning_rate, epsilon=1e-8))
 
 
+#: The players of the experiments' GAN (:class:`tfgames.lab.experiments.runner.MLPGAN`).
+GAN_PLAYERS = ("discriminator", "generator")
+_OPPONENT_SHAPING = "tfgames.optimizers.opponent_shaping"
+_CGD = "tfgames.optimizers.cgd"
+_EXTRAGRADIENT = "tfgames.optimizers.extragradient"
+_ANCHORED = "tfgames.optimizers.anchored"
+_ODE = "tfgames.optimizers.ode"
+
+
+def _rms_wrapped(module: str, cls: str, **kwargs: Any) -> Callable[[float], Any]:
+    """``build(lr)`` of ``module.cls(v1.RMSPropOptimizer(lr), **kwargs)``.
+
+    A kwarg given as the string ``"lr"`` is set to the learning rate (the reference
+    notebooks' alpha = lr).
+    """
+
+    def build(learning_rate: float) -> keras.optimizers.Optimizer:
+        options = {k: learning_rate if v == "lr" else v for k, v in kwargs.items()}
+        return _class_in(module, cls)(_tf1_rmsprop(learning_rate), **options)
+
+    return build
+
+
+def _adam_wrapped(module: str, cls: str, **kwargs: Any) -> Callable[[float], Any]:
+    """``build(lr)`` of ``module.cls(keras.optimizers.Adam(lr, epsilon=1e-8), **kwargs)``."""
+
+    def build(learning_rate: float) -> keras.optimizers.Optimizer:
+        return _class_in(module, cls)(keras.optimizers.Adam(learning_rate, epsilon=1e-8),
+                                      **kwargs)
+
+    return build
+
+
+def _acgd(learning_rate: float) -> keras.optimizers.Optimizer:
+    cls = _class_in("tfgames.optimizers.cgd", "ACGD")
+    return cls(learning_rate, solver="gmres")
+
+
+def _lead(learning_rate: float) -> keras.optimizers.Optimizer:
+    cls = _class_in("tfgames.optimizers.lead", "LEAD")
+    return cls(keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9), alpha=0.6)
+
+
+def _negative_momentum(learning_rate: float) -> keras.optimizers.Optimizer:
+    from tfgames.optimizers.per_player import PerPlayer
+
+    cls = _class_in("tfgames.optimizers.negative_momentum", "NegativeMomentum")
+    return PerPlayer({player: cls(learning_rate, momentum=-0.5) for player in GAN_PLAYERS},
+                     update_order="alternating", batches="reuse")
+
+
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     spec.name: spec
     for spec in (
@@ -136,6 +220,44 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                       _extragradient, "tfgames.optimizers.extragradient"),
         OptimizerSpec("extraadam", "Extragradient over keras Adam, eps 1e-8 (ExtraAdam)",
                       _extra_adam, "tfgames.optimizers.extragradient"),
+        # The second-order family (issue 18), over TF1 RMSProp like sga.
+        OptimizerSpec("la", "LA over TF1 RMSProp, alpha = lr",
+                      _rms_wrapped(_OPPONENT_SHAPING, "LA", alpha="lr"), _OPPONENT_SHAPING),
+        OptimizerSpec("lola", "LOLA over TF1 RMSProp, alpha = lr",
+                      _rms_wrapped(_OPPONENT_SHAPING, "LOLA", alpha="lr"), _OPPONENT_SHAPING),
+        OptimizerSpec("sos", "SOS over TF1 RMSProp, alpha = lr, a 0.5, b 0.1",
+                      _rms_wrapped(_OPPONENT_SHAPING, "SOS", alpha="lr"), _OPPONENT_SHAPING),
+        OptimizerSpec("cgd", "CGD over TF1 RMSProp, alpha = lr, GMRES (general-sum), k <= 10",
+                      _rms_wrapped(_CGD, "CGD", alpha="lr", solver="gmres"), _CGD),
+        OptimizerSpec("gacgd", "GACGD over TF1 RMSProp, alpha = lr, GMRES, k <= 10",
+                      _rms_wrapped(_CGD, "GACGD", alpha="lr"), _CGD),
+        OptimizerSpec("acgd", "ACGD (its own RMSProp-style steps, beta 0.99), GMRES, k <= 10",
+                      _acgd, _CGD),
+        OptimizerSpec("lss", "LSS over TF1 RMSProp, regularize auto (lambda 0.1), k <= 10",
+                      _rms_wrapped("tfgames.optimizers.lss", "LSS", max_iterations=10),
+                      "tfgames.optimizers.lss"),
+        OptimizerSpec("lead", "LEAD over keras Adam(lr, 0.5, 0.9), alpha 0.6 (the authors')",
+                      _lead, "tfgames.optimizers.lead"),
+        OptimizerSpec("hgd", "Hamiltonian gradient descent over TF1 RMSProp",
+                      _rms_wrapped("tfgames.optimizers.hamiltonian", "HamiltonianGD"),
+                      "tfgames.optimizers.hamiltonian"),
+        # The first-order family (issue 19).
+        OptimizerSpec("egplus", "EG+ over keras Adam, eps 1e-8, beta 0.5 (extrapolation 2 lr)",
+                      _adam_wrapped(_EXTRAGRADIENT, "Extragradient", beta=0.5), _EXTRAGRADIENT),
+        OptimizerSpec("eag", "Extra anchored gradient over keras Adam, eps 1e-8",
+                      _adam_wrapped(_ANCHORED, "ExtraAnchoredGradient"), _ANCHORED),
+        OptimizerSpec("feg", "Fast extragradient over keras Adam, eps 1e-8, rho 0",
+                      _adam_wrapped(_ANCHORED, "FastExtragradient"), _ANCHORED),
+        OptimizerSpec("negative-momentum", "NegativeMomentum(lr, momentum -0.5) per player, "
+                      "alternating (one round per step)", _negative_momentum,
+                      "tfgames.optimizers.negative_momentum"),
+        OptimizerSpec("alexgda", "Alex-GDA over TF1 RMSProp, extrapolation 2 (gamma = delta)",
+                      _rms_wrapped("tfgames.optimizers.alex_gda", "AlexGDA",
+                                   extrapolation=2.0), "tfgames.optimizers.alex_gda"),
+        OptimizerSpec("heun", "Heun (RK2) over TF1 RMSProp, no regulariser",
+                      _rms_wrapped(_ODE, "RungeKutta", method="heun"), _ODE),
+        OptimizerSpec("rk4", "RK4 over TF1 RMSProp, no regulariser",
+                      _rms_wrapped(_ODE, "RungeKutta", method="rk4"), _ODE),
     )
 }
 

@@ -36,9 +36,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from tfgames.lab.experiments import registry
+from tfgames.lab.experiments.gan import GanConfig
 from tfgames.lab.experiments.mog import PRESETS as MOG_PRESETS
 from tfgames.lab.experiments.mog import train_one
-from tfgames.lab.experiments.runner import GanConfig, RunRecord, preset_config
+from tfgames.lab.experiments.runner import start_experiment
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -155,19 +156,17 @@ def run(
     default ``["adamirror", "sga"]`` is reduced to the optimizers installed. Returns the
     metrics dict written to ``out/metrics.json``.
     """
-    base = preset_config(PRESETS, preset, steps)
-    if optimizers is None:
-        available = registry.available_optimizers()
-        optimizers = [n for n in DEFAULT_OPTIMIZERS[preset] if n in available]
-    names = registry.resolve_optimizer_names(optimizers)
-    grids = GRIDS[preset]
-    folder = Path(out)
-    record = RunRecord.start(
-        folder, "thresholds", preset=preset, seed=seed, command=command,
-        config=dataclasses.asdict(base), optimizers=names, grids=grids,
+    available = registry.available_optimizers()
+    defaults = {key: [n for n in listed if n in available]
+                for key, listed in DEFAULT_OPTIMIZERS.items()}
+    grids = GRIDS.get(preset)
+    base, names, record = start_experiment(
+        "thresholds", out, PRESETS, defaults, preset=preset, optimizers=optimizers, steps=steps,
+        seed=seed, command=command, grids=grids,
         convergence="finite final losses and distance of (L_D, L_G) from (2 ln 2, ln 2) "
                     f"<= {CONVERGENCE_TOLERANCE}",
     )
+    folder = Path(out)
     record.data["table"] = []
     done: dict[str, dict[str, Any]] = {}
     for name in names:

@@ -1,0 +1,198 @@
+"""GameModel's divergence check: stop at the first non-finite loss, diagnostic or weight.
+
+Each train step checks, in the graph, the players' losses, the optimizer's diagnostics and the
+players' updated weights; the first non-finite one and its step go to a record variable, the
+step is undone (every model and optimizer variable gets its value from before the step back),
+and ``GameModel`` raises :class:`tfgames.TrainingDiverged` from the record after the execution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfgames.game import Game
+
+if TYPE_CHECKING:
+    from tfgames.model import GameModel
+
+__all__ = [
+    "CLEAN_RECORD",
+    "FiniteGuard",
+    "check_weights_finite",
+    "divergence_record",
+    "raise_if_diverged",
+    "state_variables",
+]
+
+#: The record before a fit: [steps run, first non-finite step or -1, its quantity, its value].
+CLEAN_RECORD = [0.0, -1.0, -1.0, 0.0]
+
+
+def divergence_record(model: GameModel) -> tf.Variable:
+    """The model's record [steps run in this fit, first non-finite step or -1, its quantity,
+    its value], created on first use in the model's strategy; not a weight, never saved.
+    """
+    record = model.__dict__.get("_divergence_variable")
+    if record is None:
+        with model.distribute_strategy.scope():
+            record = tf.Variable(
+                CLEAN_RECORD, dtype=tf.float64, trainable=False, name="divergence_record",
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        object.__setattr__(model, "_divergence_variable", record)  # kept out of Keras' tracking
+    return record
+
+
+def state_variables(model: GameModel) -> list:
+    """Every model and optimizer variable, each once."""
+    seen: set[int] = set()
+    variables = []
+    for v in list(model.variables) + list(getattr(model.optimizer, "variables", None) or []):
+        if id(v) not in seen:
+            seen.add(id(v))
+            variables.append(v)
+    return variables
+
+
+def _tf_variable(v: Any) -> tf.Variable:
+    """The TensorFlow variable behind a Keras variable (a distributed one under a strategy)."""
+    return v._value if isinstance(v, keras.Variable) else v
+
+
+class FiniteGuard:
+    """The divergence check of one train step (``GameModel.check_finite``), in the graph.
+
+    Before the step it reads every model and optimizer variable (read values are snapshots:
+    TensorFlow copies a variable's buffer on write while a read of it is alive). After the step
+    one all-finite reduction covers the logged quantities (the players' losses first, then the
+    optimizer's diagnostics) and the players' updated weights; the first non-finite one and
+    the step are written to the model's divergence record, and the step is undone: every
+    variable gets its value from before the step back, and so does every later step of the same
+    execution (``steps_per_execution``), so the model keeps the last finite state.
+
+    Under a ``tf.distribute`` strategy the replicas' flags are combined (a replica's loss is the
+    loss of its share of the batch and may be non-finite on one replica only) and the record and
+    the restore are written in cross-replica context (``merge_call``): a restore inside a cond
+    in replica context would need a ``merge_call`` there, which TensorFlow refuses. Every
+    replica then keeps the same, last finite, state.
+    """
+
+    def __init__(self, model: GameModel) -> None:
+        self.model = model
+        self.record = divergence_record(model)
+        self.variables = state_variables(model)
+        self.distributed = tf.distribute.has_strategy()
+        self.before = [tf.identity(v.value) for v in self.variables]
+
+    def check(self, values: Mapping[str, tf.Tensor], game: Game) -> None:
+        labels = list(values)
+        quantities = [tf.cast(tf.reshape(values[n], []), tf.float64) for n in labels]
+        finite = [tf.math.is_finite(q) for q in quantities]
+        for player, variables in game.players.items():
+            for v in variables:
+                labels.append((player, v.path if hasattr(v, "path") else v.name))
+                finite.append(tf.reduce_all(tf.math.is_finite(v.value)))
+                quantities.append(tf.constant(0.0, tf.float64))
+        self.model._divergence_labels = labels
+        ok, quantities = tf.stack(finite), tf.stack(quantities)
+        if not self.distributed:
+            self._update(ok, quantities, self.before)
+            return
+        # Combined over replicas: the count of replicas on which a quantity is not finite, and
+        # the sum of its non-finite values (a finite one adds nothing).
+        flags = tf.cast(tf.logical_not(ok), tf.float64)
+        bad = tf.where(ok, tf.zeros_like(quantities), quantities)
+        context = tf.distribute.get_replica_context()
+        if context is None:  # train_step called in cross-replica context
+            self._update_cross_replica(tf.distribute.get_strategy(), flags, bad, self.before)
+        else:
+            context.merge_call(self._update_cross_replica, args=(flags, bad, self.before))
+
+    def _update_cross_replica(self, strategy: tf.distribute.Strategy, flags, bad,
+                              before) -> None:
+        """In cross-replica context: the replicas' flags combined, then :meth:`_update`."""
+        extended = getattr(strategy, "extended", None)
+        if getattr(extended, "_in_multi_worker_mode", lambda: False)():
+            total = [strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None)
+                     for x in (flags, bad)]
+        else:  # one machine: no collective op (see tfgames._replicas.total_batch)
+            total = [tf.add_n([tf.identity(r) for r in strategy.experimental_local_results(x)])
+                     for x in (flags, bad)]
+        self._update(tf.equal(total[0], 0.0), total[1], before, strategy)
+
+    def _update(self, ok, quantities, before, strategy=None) -> None:
+        """Record the first non-finite quantity; undo this step (and, once flagged, every
+        later one of the execution).
+        """
+        all_ok = tf.reduce_all(ok)
+        first = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)
+        code = tf.cast(first, tf.float64)
+        value = tf.gather(quantities, first)
+        record = self.record.value() if callable(self.record.value) else self.record.value
+        steps = record[0] + 1.0
+        flagged = record[1] >= 0.0
+        newly = tf.logical_and(tf.logical_not(all_ok), tf.logical_not(flagged))
+        self.record.assign(tf.where(newly, tf.stack([steps, steps, code, value]),
+                                    tf.stack([steps, record[1], record[2], record[3]])))
+
+        def restore():
+            if strategy is None:
+                assigned = [v.assign(b) for v, b in zip(self.variables, before)]
+            else:  # each replica's copy gets that replica's value from before the step
+                assigned = [
+                    strategy.extended.update(_tf_variable(v), _assign, args=(b,), group=True)
+                    for v, b in zip(self.variables, before)]
+            with tf.control_dependencies(assigned):
+                return tf.constant(True)
+
+        tf.cond(tf.logical_or(tf.logical_not(all_ok), flagged), restore,
+                lambda: tf.constant(False))
+
+
+def _assign(variable: tf.Variable, value: tf.Tensor):
+    return variable.assign(value)
+
+
+def raise_if_diverged(model: GameModel, record: Any) -> None:
+    """Raise :class:`tfgames.TrainingDiverged` if ``record`` holds a non-finite step."""
+    _, bad_step, code, value = (float(x) for x in record)
+    if bad_step < 0:
+        return
+    from tfgames.callbacks import TrainingDiverged
+
+    label = getattr(model, "_divergence_labels", [])[int(code)]
+    if isinstance(label, tuple):
+        player, variable = label
+        what = f"a weight of player {player!r} (variable {variable!r}) is not finite"
+    elif label.endswith("_loss") and label[: -len("_loss")] in model.players():
+        what = f"player {label[: -len('_loss')]!r}'s loss ({label}) = {value}"
+    else:
+        what = f"the optimizer's diagnostic {label} = {value}"
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    where = "" if replicas == 1 else f" on every one of the {replicas} replicas"
+    raise TrainingDiverged(
+        f"Training diverged at step {int(bad_step)} of this fit() call: {what}, after the "
+        "update (steps are counted one by one, also under steps_per_execution). The model "
+        f"keeps its weights, optimizer state and noise stream from before that step{where}; "
+        "GameModel.save and save_weights refuse non-finite weights, so no checkpoint "
+        "holds them. Lower the learning rate, or use a game optimizer (tfgames.SGA, "
+        "tfgames.Consensus) if the dynamics cycle; set model.check_finite = False to "
+        "train on without this check."
+    )
+
+
+def check_weights_finite(model: GameModel, action: str) -> None:
+    """Refuse to ``action`` (save, save_weights) a model with non-finite weights."""
+    bad = [v.path for v in model.weights
+           if v.dtype.startswith(("float", "bfloat")) and not np.all(np.isfinite(v.numpy()))]
+    if bad:
+        raise ValueError(
+            f"GameModel.{action} refuses to write non-finite weights: {bad[:3]} hold NaN "
+            "or infinite values (training diverged). Nothing was written, so the last "
+            "checkpoint stays intact. Reload it and lower the learning rate."
+        )
