@@ -186,6 +186,36 @@ def _optimizer_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+#: The protocols and training configurations of :mod:`tfgames.lab.protocols` (kept here so that
+#: ``tfgames protocols --help`` needs no TensorFlow; tests/test_cli_fast.py checks them against
+#: ``PROTOCOLS`` and ``TRAINING_CONFIGS``).
+PROTOCOL_NAMES = ("pacgan-grid25", "pacgan-ring8", "tfgames-grid16")
+TRAINING_CONFIG_NAMES = ("small", "smoke")
+
+
+def protocols_parser() -> argparse.ArgumentParser:
+    """The parser of ``tfgames protocols run|summarize|list`` (imports no TensorFlow; errors are
+    one line with exit status 2).
+    """
+    parser = _Parser(prog="tfgames protocols",
+                     description="Pinned mode-coverage protocols (tfgames.lab.protocols): "
+                                 "train optimizers over seeds, summarize, list.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+    run = sub.add_parser("run", help="train optimizers over seeds under a protocol")
+    run.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
+    run.add_argument("--optimizers", required=True, help="comma-separated registry names")
+    run.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
+    run.add_argument("--config", default="small", choices=TRAINING_CONFIG_NAMES)
+    run.add_argument("--steps", type=_integer_at_least(1), default=None,
+                     help="override the config's steps")
+    run.add_argument("--out", required=True)
+    summarize = sub.add_parser("summarize", help="mean +- std table of a run folder")
+    summarize.add_argument("folder")
+    sub.add_parser("list", help="the protocols (imports TensorFlow)")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tfgames`` (imports neither tfgames nor TensorFlow)."""
     parser = _Parser(
@@ -390,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["protocols"]:
+        protocols_parser().parse_args(arguments[1:])  # --help and bad arguments: no TensorFlow
         from tfgames.lab import protocols
 
         return protocols.main(arguments[1:])

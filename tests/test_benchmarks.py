@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "step_time.py"
 
@@ -70,6 +71,7 @@ def test_step_time_small_table_and_executed_products(capsys):
                          r"sga/hand-sga \d+\.\d+, plain/hand-plain \d+\.\d+", table)
 
 
+@pytest.mark.slow
 def test_memory_worker_reports_a_step_high_water_mark():
     st = _load()
     m = st.measure_memory("tfgames-plain", 2, 16, 32)

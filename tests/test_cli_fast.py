@@ -199,3 +199,34 @@ def test_setup_cfg_and_the_installed_console_script_use_the_fast_entry_point(tmp
                 for line in result.stderr.splitlines() if re.match(r"import time:\s+\d", line)}
     assert "tfgames_cli" in imported
     assert not imported & HEAVY, sorted(imported & HEAVY)
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["protocols", "--help"], ["usage: tfgames protocols [-h] COMMAND ...", "run",
+                                   "summarize", "list"]),
+        (["protocols", "run", "--help"], ["--protocol {pacgan-grid25,pacgan-ring8,tfgames-grid16}",
+                                          "--config {small,smoke}", "--seeds"]),
+    ],
+)
+def test_protocols_help_imports_no_tensorflow(argv, expected, tmp_path):
+    code, heavy, out, err = _probe(argv, tmp_path)
+    assert (code, heavy, err) == (0, [], "")
+    for text in expected:
+        assert text in " ".join(out.split()), text
+
+
+def test_protocols_argument_errors_are_one_line_without_tensorflow(tmp_path):
+    code, heavy, out, err = _probe(
+        ["protocols", "run", "--protocol", "nope", "--optimizers", "sga", "--out", "x"], tmp_path)
+    assert (code, heavy) == (2, [])
+    assert err.count("\n") == 1 and err.startswith("tfgames: error: argument --protocol: "
+                                                   "invalid choice: 'nope'"), err
+
+
+def test_static_protocol_names_equal_the_live_ones():
+    from tfgames.lab import protocols
+
+    assert tuple(sorted(protocols.PROTOCOLS)) == tfgames_cli.PROTOCOL_NAMES
+    assert tuple(sorted(protocols.TRAINING_CONFIGS)) == tfgames_cli.TRAINING_CONFIG_NAMES

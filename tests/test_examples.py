@@ -52,7 +52,13 @@ def examples_on_path():
     sys.path.remove(str(EXAMPLES))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+#: Smoke runs under `make test-slow` only (the default run's 15-minute budget): the longest
+#: ones, each of whose code paths another default case also exercises.
+SLOW_CASES = {"second_order_games", "mnist_constrained_vae", "toy_gan_extragradient[eager]"}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES else c for c in sorted(CASES)])
 def test_example_smoke_run(case, tmp_path, examples_on_path):
     name = case.split("[")[0]
     extra, files = CASES[case]

@@ -17,16 +17,24 @@ from tfgames.lab.experiments.runner import MLPGAN
 NEW_FAMILIES = ("la", "lola", "sos", "cgd", "gacgd", "acgd", "lss", "lead", "hgd", "egplus",
                 "eag", "feg", "negative-momentum", "alexgda", "heun", "rk4")
 
+#: Entries stepped in the default run: one per optimizer module of the families (the rest,
+#: including the solver loops and forward-mode products of many seconds, under `make test-slow`).
+DEFAULT_STEPS = ("sgd", "rmsprop", "la", "lead", "hgd", "egplus", "eag", "negative-momentum",
+                 "alexgda", "heun")
+
 
 def test_the_new_families_are_registered():
     assert set(NEW_FAMILIES) <= set(registry.available_optimizers())
     assert registry.resolve_optimizer_names("lola,sos") == ["lola", "sos"]
 
 
-@pytest.mark.parametrize("name", list(registry.OPTIMIZERS))
+@pytest.mark.parametrize("name", [
+    name if name in DEFAULT_STEPS else pytest.param(name, marks=pytest.mark.slow)
+    for name in registry.OPTIMIZERS])
 def test_every_entry_takes_a_step_on_the_smoke_gan(name):
-    """One eager training step (no tracing: seconds for all entries) on the smoke preset's
-    GAN: finite losses, every player's weights move, one optimizer step counted."""
+    """One eager training step on the smoke preset's GAN: finite losses, every player's
+    weights move, one optimizer step counted (eager: no tracing; the solver-based entries
+    take many seconds even so and run under `make test-slow`)."""
     config = mog.PRESETS["smoke"]
     keras.utils.set_random_seed(0)
     model = MLPGAN(config, seed=0)

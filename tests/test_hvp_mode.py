@@ -2,6 +2,7 @@
 the mode it resolves to (forward mode stays first-class: tests/test_sga.py checks both
 explicit modes against the NumPy closed form)."""
 
+
 import keras
 import numpy as np
 import pytest

@@ -78,9 +78,18 @@ def _run(fn, execution):
     return tf.function(fn, jit_compile=execution == "xla")()
 
 
-@pytest.mark.parametrize("game", sorted(GAMES))
-@pytest.mark.parametrize("execution", EXECUTION)
-@pytest.mark.parametrize("mode", ["forward", "double_backward"])
+def _dense_jacobian_cases():
+    """Every game x execution x mode; conv games outside tf.function under `make test-slow`
+    (the default run keeps conv in tf.function and every game in every mode)."""
+    for mode in ("forward", "double_backward"):
+        for execution in EXECUTION:
+            for game in sorted(GAMES):
+                slow = "conv" in game and execution != "function"
+                yield pytest.param(game, execution, mode, id=f"{mode}-{execution}-{game}",
+                                   marks=(pytest.mark.slow,) if slow else ())
+
+
+@pytest.mark.parametrize("game,execution,mode", list(_dense_jacobian_cases()))
 def test_products_match_dense_jacobian(game, execution, mode):
     players, loss_fn = GAMES[game]()
     jac, xi = _dense_jacobian(players, loss_fn)

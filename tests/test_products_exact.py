@@ -16,6 +16,7 @@ LayerNorm by 0.02 and Dropout(seed=7) in forward mode by 0.6).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 
 import keras
@@ -334,7 +335,7 @@ _DEFAULT = {
     ("dropout", "forward", "function"), ("dropout_seeded", "forward", "function"),
     ("embedding", "forward", "eager"), ("gru_unrolled", "double_backward", "eager"),
     ("lstm_unrolled", "forward", "eager"), ("gru", "forward", "eager"),
-    ("lstm", "double_backward", "function"), ("gan", "forward", "function"),
+    ("lstm", "double_backward", "eager"), ("gan", "double_backward", "eager"),
 }
 _NO_FORWARD_IN_FUNCTION = {"gru", "lstm"}  # TensorFlow's forward mode and while_loop
 
@@ -555,6 +556,11 @@ def test_fit_with_a_seeded_dropout_is_the_same_in_both_modes():
 
 
 # -- layers that cannot be exact are refused before anything changes ----------------------------
+@pytest.mark.skipif(
+    "renorm" not in inspect.signature(keras.layers.BatchNormalization).parameters,
+    reason="this Keras' BatchNormalization has no renorm (Keras 3.10, the declared floor): "
+           "there is nothing to refuse",
+)
 def test_second_order_optimizers_refuse_batchnorm_renorm_before_any_change():
     keras.utils.set_random_seed(5)
     d = _mlp((2,), keras.layers.Dense(3), keras.layers.BatchNormalization(renorm=True,

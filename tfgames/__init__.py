@@ -40,6 +40,7 @@ from tfgames.optimizers import (
     SGA,
     SOS,
     Adamirror,
+    AlexGDA,
     Consensus,
     ExtraAnchoredGradient,
     Extragradient,
@@ -64,6 +65,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 __all__ = [
     "ACGD",
     "Adamirror",
+    "AlexGDA",
     "Averaging",
     "BackupAndRestore",
     "CGD",

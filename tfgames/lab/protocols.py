@@ -49,7 +49,6 @@ Command line (until ``tfgames run`` takes seeds)::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -536,18 +535,9 @@ def summarize_folder(folder: str | os.PathLike) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tfgames.lab.protocols run|summarize|list``."""
-    parser = argparse.ArgumentParser(prog="python -m tfgames.lab.protocols")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train optimizers over seeds under a protocol")
-    run.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
-    run.add_argument("--optimizers", required=True, help="comma-separated registry names")
-    run.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
-    run.add_argument("--config", default="small", choices=sorted(TRAINING_CONFIGS))
-    run.add_argument("--steps", type=int, default=None, help="override the config's steps")
-    run.add_argument("--out", required=True)
-    summ = sub.add_parser("summarize", help="mean +- std table of a run folder")
-    summ.add_argument("folder")
-    sub.add_parser("list", help="the protocols")
+    from tfgames_cli import protocols_parser
+
+    parser = protocols_parser()
     args = parser.parse_args(argv)
     if args.command == "list":
         for p in PROTOCOLS.values():

@@ -1,6 +1,7 @@
 """Game optimizers: Keras optimizers for differentiable games."""
 
 from tfgames.optimizers.adamirror import Adamirror
+from tfgames.optimizers.alex_gda import AlexGDA
 from tfgames.optimizers.anchored import ExtraAnchoredGradient, FastExtragradient
 from tfgames.optimizers.base import (
     GameOptimizer,
@@ -26,6 +27,7 @@ from tfgames.optimizers.sga import SGA
 __all__ = [
     "ACGD",
     "Adamirror",
+    "AlexGDA",
     "CGD",
     "Consensus",
     "ExtraAnchoredGradient",

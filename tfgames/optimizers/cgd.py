@@ -227,7 +227,11 @@ class GACGD(_Competitive):
       alpha: the interaction step size, > 0.
       solver: ``"gmres"`` (default) or ``"cg"`` (only valid where I + alpha H_o is symmetric
         positive definite, which it is not for competitive games).
-      tol, atol, max_iterations, warm_start, name: as :class:`CGD`.
+      tol: the solver's relative residual tolerance, as :class:`CGD`.
+      atol: the solver's absolute residual tolerance, as :class:`CGD`.
+      max_iterations: the solver's iteration cap k, as :class:`CGD`.
+      warm_start: start the solver from the previous step's solution, as :class:`CGD`.
+      name: the optimizer's name (default ``"gacgd"``).
 
     References:
       Schaefer, Anandkumar. Competitive Gradient Descent. NeurIPS 2019.
@@ -288,8 +292,12 @@ class ACGD(_Competitive):
       beta: the decay of the squared-gradient average, in [0, 1).
       epsilon: added to sqrt(v), > 0.
       solver: ``"cg"`` (zero-sum, default) or ``"gmres"``.
-      tol, atol, max_iterations, warm_start, name: as :class:`CGD` (the reference's tol is
+      tol: the solver's relative residual tolerance, as :class:`CGD` (the reference's tol is
         relative to ||b||^2; here to ||b||).
+      atol: the solver's absolute residual tolerance, as :class:`CGD`.
+      max_iterations: the solver's iteration cap k, as :class:`CGD`.
+      warm_start: start the solver from the previous step's solution, as :class:`CGD`.
+      name: the optimizer's name (default ``"acgd"``).
 
     References:
       Schaefer, Zheng, Anandkumar. Implicit Competitive Regularization in GANs. ICML 2020.
