@@ -190,6 +190,12 @@ def keras_runner(weights: dict, optimizer, x: np.ndarray, jit: bool = False,
     if check_finite is not None and hasattr(model, "check_finite"):
         model.check_finite = check_finite
     model.compile(optimizer=optimizer, jit_compile=jit)
+    return fit_step_runner(model, x, jit)
+
+
+def fit_step_runner(model: keras.Model, x: np.ndarray, jit: bool):
+    """``run(steps)`` stepping a compiled model's own ``train_function`` (what ``fit`` runs)
+    on a ``tf.data`` iterator over ``x``; ``run.products``: its executed products per step."""
     iterator = iter(tf.data.Dataset.from_tensors(x).repeat())
     model.make_train_function()
     graphs: list = []
@@ -236,19 +242,7 @@ def keras_plain_runner(weights: dict, x: np.ndarray, jit: bool = False):
     """:class:`KerasGAN`'s own compiled train step on a ``tf.data`` iterator."""
     model = KerasGAN(weights)
     model.compile(optimizer=keras.optimizers.RMSprop(LR), jit_compile=jit)
-    iterator = iter(tf.data.Dataset.from_tensors(x).repeat())
-    model.make_train_function()
-    graphs: list = []
-
-    def run(steps: int) -> None:
-        for _ in range(steps):
-            logs = model.train_function(iterator)
-        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, logs)
-
-    with collected_graphs(graphs):
-        run(1)
-    run.products = None if jit else executed_matmuls(graphs)
-    return run
+    return fit_step_runner(model, x, jit)
 
 
 def dense_stack(values: list, h: tf.Tensor) -> tf.Tensor:

@@ -20,22 +20,16 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as tf
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, os.path.dirname(__file__))
-from conftest import TinyGAN, real_batches  # noqa: E402
+import two_logical_cpus  # noqa: F401, I001 (first: splits the CPU before TensorFlow starts)
 
-import tfgames  # noqa: E402
-from tfgames._divergence import state_variables  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from conftest import TinyGAN, real_batches
+
+import tfgames
+from tfgames._divergence import state_variables
 
 
 class Poisoned(TinyGAN):

@@ -16,14 +16,18 @@ OPTIMIZERS = ["sgd", "sga", "sga_db", "consensus", "adamirror", "lookahead_sga",
 MIRRORED_DEFAULT = ["sgd", "sga", "extragradient"]
 
 
-def _run_worker(names):
+def _result_of(script, names, timeout, *extra):
+    """Run ``tests/<script> name,name,... *extra`` and return the JSON of its ``RESULT`` line."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE])}
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "distributed_worker.py"),
-                           ",".join(names)], capture_output=True, text=True, env=env,
-                          timeout=1800)
+    proc = subprocess.run([sys.executable, os.path.join(HERE, script), ",".join(names), *extra],
+                          capture_output=True, text=True, env=env, timeout=timeout)
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
     return json.loads(line[0][len("RESULT "):])
+
+
+def _run_worker(names):
+    return _result_of("distributed_worker.py", names, 1800)
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +99,7 @@ def test_multi_worker_equals_single_device(results, name):
 
 
 def _worker(names, mode):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE])}
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "distributed_worker.py"),
-                           ",".join(names), mode], capture_output=True, text=True, env=env,
-                          timeout=900)
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return json.loads(line[0][len("RESULT "):])
+    return _result_of("distributed_worker.py", names, 900, mode)
 
 
 def _flat(weights):
@@ -167,13 +165,7 @@ def test_replicas_draw_their_own_noise_from_the_models_stream():
 
 
 def _divergence(cases):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE])}
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "divergence_worker.py"),
-                           ",".join(cases)], capture_output=True, text=True, env=env,
-                          timeout=900)
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return json.loads(line[0][len("RESULT "):])
+    return _result_of("divergence_worker.py", cases, 900)
 
 
 def _assert_step_undone(result, what):
