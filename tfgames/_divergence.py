@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfgames._replicas import replica_sum
 from tfgames.game import Game
 
 if TYPE_CHECKING:
@@ -116,14 +117,8 @@ class FiniteGuard:
     def _update_cross_replica(self, strategy: tf.distribute.Strategy, flags, bad,
                               before) -> None:
         """In cross-replica context: the replicas' flags combined, then :meth:`_update`."""
-        extended = getattr(strategy, "extended", None)
-        if getattr(extended, "_in_multi_worker_mode", lambda: False)():
-            total = [strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None)
-                     for x in (flags, bad)]
-        else:  # one machine: no collective op (see tfgames._replicas.total_batch)
-            total = [tf.add_n([tf.identity(r) for r in strategy.experimental_local_results(x)])
-                     for x in (flags, bad)]
-        self._update(tf.equal(total[0], 0.0), total[1], before, strategy)
+        count, value = replica_sum(strategy, flags), replica_sum(strategy, bad)
+        self._update(tf.equal(count, 0.0), value, before, strategy)
 
     def _update(self, ok, quantities, before, strategy=None) -> None:
         """Record the first non-finite quantity; undo this step (and, once flagged, every

@@ -22,7 +22,8 @@ __all__ = [
     "leading_dimension",
     "dynamic_loss_scale",
     "loss_scaling_inside",
-    "total_batch",
+    "multi_worker",
+    "replica_sum",
 ]
 
 
@@ -46,16 +47,22 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
         return tf.cast(folded, seed.dtype)
 
 
-def total_batch(strategy: tf.distribute.Strategy, size) -> tf.Tensor:
-    """The global batch size, in cross-replica context. On one worker the replicas' sizes are
-    added without a collective op: an all-reduce inside the step may run unordered with the
-    distributed input's own all-reduce of partial batches, and TensorFlow's CPU collectives
-    then mismatch (observed on TF 2.21 with an empty replica).
-    """
+def multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """Whether ``strategy`` spans several workers (machines or processes)."""
     extended = getattr(strategy, "extended", None)
-    if getattr(extended, "_in_multi_worker_mode", lambda: False)():
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, size, axis=None)
-    return tf.add_n([tf.identity(s) for s in strategy.experimental_local_results(size)])
+    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def replica_sum(strategy: tf.distribute.Strategy, value) -> tf.Tensor:
+    """The sum over replicas of a per-replica ``value`` (e.g. the batch sizes: the global
+    batch), in cross-replica context. On one worker the replicas' values are added without a
+    collective op: an all-reduce inside the step may run unordered with the distributed input's
+    own all-reduce of partial batches, and TensorFlow's CPU collectives then mismatch (observed
+    on TF 2.21 with an empty replica).
+    """
+    if multi_worker(strategy):
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+    return tf.add_n([tf.identity(v) for v in strategy.experimental_local_results(value)])
 
 
 def leading_dimension(data: Any):

@@ -26,7 +26,8 @@ from tfgames._replicas import (
     dynamic_loss_scale,
     leading_dimension,
     loss_scaling_inside,
-    total_batch,
+    multi_worker,
+    replica_sum,
 )
 from tfgames.game import Game, PlayerSpec, resolve_players
 from tfgames.optimizers.base import check_optimizer, num_replicas, simultaneous_step, steps_game
@@ -457,7 +458,7 @@ class GameModel(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is None:
             return 1.0 / replicas
-        return size / context.merge_call(total_batch, args=(size,))
+        return size / context.merge_call(replica_sum, args=(size,))
 
     def _global_losses(self, losses: Mapping[str, tf.Tensor], share) -> dict[str, tf.Tensor]:
         """What each replica logs so that the mean over replicas (Keras' reduction of the step
@@ -489,9 +490,7 @@ class GameModel(keras.Model):
                     self._trackers[name].update_state(value)
         reported = [n for n in self._trackers if not only_these or n in values]
         logs = {name: self._trackers[name].result() for name in reported}
-        strategy = tf.distribute.get_strategy()
-        extended = getattr(strategy, "extended", None)
-        if getattr(extended, "_in_multi_worker_mode", lambda: False)():
+        if multi_worker(tf.distribute.get_strategy()):
             # Keras 3 reduces step outputs across workers with a MEAN over axis 0, which fails
             # on scalars (tensorflow#72388); give each value that axis.
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
