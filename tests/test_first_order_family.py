@@ -413,6 +413,20 @@ def test_local_error_order_against_the_exact_flow(method, order):
     assert abs(slope - (order + 1)) < 0.25, (slope, errors)
 
 
+def _assert_end_point(model, want, outcome, *, converged, orbit):
+    """The end point equals the NumPy transcription ``want``, and its distance from the
+    equilibrium shows ``outcome``: below ``converged``, inside the ``orbit`` interval, or
+    beyond 1e6 (diverged)."""
+    distance = np.linalg.norm(model.state())
+    np.testing.assert_allclose(model.state(), want, rtol=1e-6, atol=1e-12)
+    if outcome == "converges":
+        assert distance < converged
+    elif outcome == "cycles":
+        assert orbit[0] < distance < orbit[1]
+    else:
+        assert distance > 1e6
+
+
 @pytest.mark.parametrize("beta,outcome", [(-0.5, "converges"), (0.0, "cycles"),
                                           (0.3, "diverges")])
 def test_negative_momentum_with_alternating_updates_on_the_bilinear_game(beta, outcome):
@@ -423,14 +437,7 @@ def test_negative_momentum_with_alternating_updates_on_the_bilinear_game(beta, o
     model.compile(optimizer=NegativeMomentum(0.5, momentum=beta), update_order="alternating")
     model.fit(tfgames.datasets.step_dataset(1000), epochs=1, verbose=0)
     want = numpy_alternating_momentum(linear_field(model), np.ones(2), 1, 0.5, beta, 500)[-1]
-    distance = np.linalg.norm(model.state())
-    np.testing.assert_allclose(model.state(), want, rtol=1e-6, atol=1e-12)
-    if outcome == "converges":
-        assert distance < 1e-6
-    elif outcome == "cycles":
-        assert 0.5 < distance < 2.0
-    else:
-        assert distance > 1e6
+    _assert_end_point(model, want, outcome, converged=1e-6, orbit=(0.5, 2.0))
 
 
 @pytest.mark.parametrize("factors,outcome", [((2.0, 2.0), "converges"), ((1.0, 1.0), "cycles"),
@@ -446,14 +453,7 @@ def test_alex_gda_on_the_bilinear_game(factors, outcome):
     model.compile(optimizer=AlexGDA(SGD(0.5), extrapolation=extrapolation))
     model.fit(tfgames.datasets.step_dataset(200), epochs=1, verbose=0)
     want = numpy_alex_gda(linear_field(model), np.ones(2), 1, (0.5, 0.5), factors, 200)[-1]
-    distance = np.linalg.norm(model.state())
-    np.testing.assert_allclose(model.state(), want, rtol=1e-6, atol=1e-12)
-    if outcome == "converges":
-        assert distance < 1e-12
-    elif outcome == "cycles":
-        assert 0.5 < distance < 3.0
-    else:
-        assert distance > 1e6
+    _assert_end_point(model, want, outcome, converged=1e-12, orbit=(0.5, 3.0))
 
 
 def test_keras_sgd_refuses_negative_momentum():
