@@ -16,6 +16,8 @@ the step), from identical initial weights, through ``GameModel``'s compiled trai
 - ``eag``, ``feg``: ``ExtraAnchoredGradient(Adam)``, ``FastExtragradient(Adam)`` (two);
 - ``negative-momentum``: ``NegativeMomentum(lr, momentum=-0.5)``, alternating update order
   (each step moves one player: one player's gradient);
+- ``alex-gda``: ``AlexGDA(Adam, extrapolation=2.0)`` (a round per step: each player steps in
+  turn on its own gradient at the other's extrapolated point, two one-player evaluations);
 - ``heun``, ``rk4``: ``RungeKutta(SGD, method=...)`` (two, four evaluations);
 - ``rk4-regularised``: the same with ``grad_reg_weight=0.02`` (DeepMind's value; one
   reverse-over-reverse product more);
@@ -50,6 +52,7 @@ import tensorflow as tf
 import tfgames
 from tfgames.averaging import Averaging
 from tfgames.lab.experiments.gan import MLPGAN, GanConfig
+from tfgames.optimizers.alex_gda import AlexGDA
 from tfgames.optimizers.anchored import ExtraAnchoredGradient, FastExtragradient
 from tfgames.optimizers.negative_momentum import NegativeMomentum
 from tfgames.optimizers.ode import RungeKutta
@@ -76,6 +79,7 @@ def optimizers(lr: float) -> dict[str, callable]:
         "eag": lambda: ExtraAnchoredGradient(adam()),
         "feg": lambda: FastExtragradient(adam()),
         "negative-momentum": lambda: NegativeMomentum(lr, momentum=-0.5),
+        "alex-gda": lambda: AlexGDA(adam(), extrapolation=2.0),
         "heun": lambda: RungeKutta(keras.optimizers.SGD(lr), method="heun"),
         "rk4": lambda: RungeKutta(keras.optimizers.SGD(lr), method="rk4"),
         "rk4-regularised": lambda: RungeKutta(keras.optimizers.SGD(lr), method="rk4",

@@ -10,18 +10,13 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as tf
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import keras  # noqa: E402
-
 sys.path.insert(0, os.path.dirname(__file__))
-from conftest import TinyGAN, real_batches  # noqa: E402
-from test_first_order_family import REGISTRY  # noqa: E402
+import two_logical_cpus  # noqa: F401, I001 (first: splits the CPU before TensorFlow starts)
+
+import keras
+import tensorflow as tf
+from conftest import TinyGAN, real_batches
+from test_first_order_family import REGISTRY
 
 
 def run(name, strategy):
@@ -40,11 +35,16 @@ def run(name, strategy):
 
 if __name__ == "__main__":
     out = {}
+    # One strategy of each kind for every run: each new MirroredStrategy object restarts
+    # TensorFlow's collective keys at the same numbers, and a second one in the process meets
+    # the first one's cached collective instances ("Shape mismatch in the collective
+    # instance", TF 2.21) when their all-reduces differ in shape or order.
+    one = tf.distribute.OneDeviceStrategy("/cpu:0")
+    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     for name in sys.argv[1].split(","):
         try:
-            single, single_counts = run(name, tf.distribute.OneDeviceStrategy("/cpu:0"))
-            mirrored, mirrored_counts = run(
-                name, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+            single, single_counts = run(name, one)
+            mirrored, mirrored_counts = run(name, two)
         except ValueError as error:
             out[name] = {"error": str(error)}
             continue

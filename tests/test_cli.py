@@ -102,3 +102,25 @@ def test_python_dash_m_tfgames_smoke_run(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     error = saved["runs"]["sgd"]["after"]["spectrum_error"]
     assert "| sgd | 0 | 2 |" in result.stdout and f"{error:.4f}" in result.stdout
+
+
+def test_every_summary_table_is_one_markdown_format():
+    """mog's, gaussian75's, thresholds', the CLI's and the protocols' tables all come from
+    tfgames.lab.tables.markdown_table: a separator cell per column, a row of the wrong width is
+    refused, and a user game without final values gets no empty column."""
+    from tfgames.lab.cli import _user_table, seed_statistics
+    from tfgames.lab.tables import markdown_table, number, step_cell
+
+    text = markdown_table(["a", "b"], [[1, "x"], [number(None), number(2.0, 1)]])
+    assert text == "| a | b |\n| --- | --- |\n| 1 | x |\n| n/a | 2.0 |\n"
+    with pytest.raises(ValueError, match=r"one cell per column \(2: \['a', 'b'\]\)\. "
+                                         r"Received a row of 3 cells: \[1, 2, 3\]"):
+        markdown_table(["a", "b"], [[1, 2, 3]])
+    assert step_cell({"step": 4, "steps": 10, "status": "running"}) == "4 of 10 (running)"
+    assert step_cell({"step": 4, "steps": 10, "status": "done"}) == "4"
+    assert _user_table([{"optimizer": "sga", "seed": 0, "status": "done"}]).splitlines() == [
+        "| optimizer | seed | status |", "| --- | --- | --- |", "| sga | 0 | done |"]
+    rows = [{"optimizer": "sga", "seed": s, "loss": v} for s, v in ((0, 1.0), (1, 3.0))]
+    lines = seed_statistics(rows, ["loss"]).splitlines()
+    assert lines[-3:] == ["| optimizer | seeds | loss |", "| --- | --- | --- |",
+                          "| sga | 2 | 2.0000 +- 1.4142 |"]  # mean 2, std sqrt(2) (ddof 1)

@@ -285,7 +285,7 @@ def test_symplectic_optimizer_configures_sga():
     assert clone.get_config() == opt.get_config()
 
 
-def test_symplectic_optimizer_state_survives_saving(tmp_path):
+def test_symplectic_optimizer_state_survives_saving(tmp_path, fixed_sum_order):
     weights, batches = seed_weights(3, "float32"), grid_batches(4, "float32")
     data = tf.data.Dataset.from_tensor_slices(
         (np.stack([x for x, _ in batches[:2]]), np.stack([z for _, z in batches[:2]])))

@@ -317,7 +317,7 @@ def test_bad_arguments():
         dg.GameDiagnostics(every=0)
 
 
-def test_callback_records_without_changing_training(tiny_gan):
+def test_callback_records_without_changing_training(tiny_gan, fixed_sum_order):
     from conftest import TinyGAN, real_batches
 
     data = next(iter(real_batches(1, batch=16)))

@@ -23,6 +23,7 @@ from tfgames.lab.experiments import (
 )
 from tfgames.lab.experiments.runner import (
     GanConfig,
+    RunOptions,
     gan_losses,
     jsonable,
     mlp,
@@ -240,6 +241,11 @@ def test_mog_smoke(tmp_path):
                    command="test")
     saved = _strict_json(tmp_path / "metrics.json")
     assert saved["runs"].keys() == {"rmsprop", "sga"} and saved["command"] == "test"
+    # The stored layout (keys and their order) is the one RunRecord.start wrote before the
+    # keywords moved into RunOptions.
+    assert list(saved)[:6] == ["experiment", "preset", "seed", "command", "config",
+                               "optimizers"]
+    assert (saved["preset"], saved["seed"], saved["optimizers"]) == ("smoke", 3, ["rmsprop", "sga"])
     for name, entry in saved["runs"].items():
         assert entry["status"] == "done"
         assert [s["step"] for s in entry["snapshots"]] == [0, 2, 4]
@@ -289,7 +295,10 @@ def test_a_run_that_blows_up_says_so(tmp_path, monkeypatch, caplog):
 
 def test_gaussian75_smoke(tmp_path):
     gaussian75.run(tmp_path, preset="smoke", optimizers=["rmsprop"], verbose=0)
-    entry = _strict_json(tmp_path / "metrics.json")["runs"]["rmsprop"]
+    saved = _strict_json(tmp_path / "metrics.json")
+    assert list(saved)[:7] == ["experiment", "preset", "seed", "command", "config",
+                               "optimizers", "spectrum_samples"]
+    entry = saved["runs"]["rmsprop"]
     dim = gaussian75.PRESETS["smoke"].x_dim
     for key in ("before", "after"):
         values = entry[key]["singular_values"]
@@ -305,6 +314,8 @@ def test_gaussian75_smoke(tmp_path):
 def test_thresholds_smoke(tmp_path):
     thresholds.run(tmp_path, preset="smoke", optimizers="rmsprop", verbose=0)
     saved = _strict_json(tmp_path / "metrics.json")
+    assert list(saved)[:8] == ["experiment", "preset", "seed", "command", "config",
+                               "optimizers", "grids", "convergence"]
     table = saved["table"]
     assert [(r["optimizer"], r["learning_rate"]) for r in table] == [
         ("rmsprop", 1e-3), ("rmsprop", 1e-2)]
@@ -339,6 +350,18 @@ def test_threshold_figure_draws_diverged_runs(tmp_path):
     assert list(line.get_xdata()) == [1e-4, 1e-3]
     assert line.get_ydata()[1] > 0.3  # the diverged run is drawn above every finite one
     assert (tmp_path / "t.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_experiment_takes_the_run_options_and_nothing_else(tmp_path, name):
+    run = get_experiment(name).run
+    assert [f.name for f in dataclasses.fields(RunOptions)] == [
+        "preset", "optimizers", "steps", "seed", "verbose", "command", "resume"]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'optimiser'"):
+        run(tmp_path / "out", preset="smoke", optimiser="rmsprop")
+    with pytest.raises(TypeError, match="1 positional argument but 2 were given"):
+        run(tmp_path / "out", "smoke")
+    assert not (tmp_path / "out").exists()  # refused before the folder is created
 
 
 def test_every_experiment_has_the_three_presets():

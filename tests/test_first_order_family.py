@@ -781,13 +781,11 @@ def test_curvature_eg_plus_under_mirrored_strategy_equals_one_device():
     weights match one device to float32 rounding and the backtracking counts (the metric
     eg_backtracks, a running mean over the epoch) are the same, and not all zero with the
     long steps of the second configuration (SGD(20) caps gamma, 1 power iteration).
-    AlexGDA refuses several replicas (in the same worker run, to start TensorFlow once)."""
+    AlexGDA and the alternating orders: tests/test_alternating_distribute.py."""
     names = ["curvature_eg_plus", "curvature_eg_plus_backtracking"]
-    results = distributed_results([*names, "alex_gda_adam"])
+    results = distributed_results(names)
     for name in names:
         assert_mirrored_equals_single(results, name)
         np.testing.assert_allclose(results[name]["mirrored_backtracks"],
                                    results[name]["single_backtracks"], err_msg=name)
     assert max(results["curvature_eg_plus_backtracking"]["single_backtracks"]) > 0
-    assert "AlexGDA under a tf.distribute strategy with 2 replicas is not supported" in (
-        results["alex_gda_adam"]["error"])

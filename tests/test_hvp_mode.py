@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import TinyGAN, real_batches
+from tensorflow.python.framework import config as tf_config
 
 import tfgames
 from tfgames.optimizers import sga
@@ -39,6 +40,17 @@ def test_auto_resolves_by_device_type():
         == "double_backward"
     for mode in ("forward", "double_backward"):
         assert sga.resolve_hvp_mode(mode, cpu) == mode
+
+
+def test_auto_resolves_to_forward_mode_under_op_determinism():
+    cpu = [tf.Variable(1.0)]
+    tf.config.experimental.enable_op_determinism()
+    try:
+        assert sga.resolve_hvp_mode("auto", cpu) == "forward"
+        assert sga.resolve_hvp_mode("double_backward", cpu) == "double_backward"  # explicit
+    finally:
+        tf_config.disable_op_determinism()  # only enable_ is exported under tf.config
+    assert sga.resolve_hvp_mode("auto", cpu) == "double_backward"
 
 
 def test_bad_hvp_mode_names_the_choices():

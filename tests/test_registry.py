@@ -59,7 +59,7 @@ def test_config_round_trip(entry):
 
 
 @pytest.mark.parametrize("entry", BY_ID)
-def test_save_load_resumes_exactly(tmp_path, entry):
+def test_save_load_resumes_exactly(tmp_path, entry, fixed_sum_order):
     straight = quadratic_model()
     straight.compile(optimizer=entry.make())
     straight.fit(tfgames.datasets.step_dataset(6), epochs=1, verbose=0)

@@ -513,7 +513,7 @@ def test_config_round_trip(name):
 
 @pytest.mark.parametrize("name", _slow_unless("cgd", "acgd", "lead")(
     ["la", "lola", "sos", "cgd", "gacgd", "acgd", "lss", "lead"]))
-def test_save_load_resume_equals_uninterrupted(tmp_path, name):
+def test_save_load_resume_equals_uninterrupted(tmp_path, name, fixed_sum_order):
     """Saved optimizer state (warm starts, ACGD's mean squares, LEAD's previous parameters)
     makes 3 + 3 steps with a save/load in between equal 6 straight steps."""
     def model():

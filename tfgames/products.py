@@ -67,9 +67,15 @@ __all__ = [
     "exact_moments",
     "game_products",
     "lola_chi",
+    "lola_terms",
     "norm",
     "off_diagonal_htv",
     "off_diagonal_hv",
+    "off_diagonal_linearization",
+    "off_diagonal_products",
+    "OffDiagonalLinearization",
+    "OffDiagonalProducts",
+    "ShapingTerms",
     "player_jvps",
     "player_vjps",
     "read_value",
@@ -754,6 +760,309 @@ def off_diagonal_htv(
     (:func:`player_vjps`); LEAD's coupling term.
     """
     return player_vjps(loss_fn, players, _without_own_block(players, [vector] * len(players)))
+
+
+class OffDiagonalProducts(NamedTuple):
+    """What :func:`off_diagonal_products` returns, aligned with the flat variable list."""
+
+    losses: dict[str, tf.Tensor]
+    xi: list[tf.Tensor]
+    vector: list[tf.Tensor]
+    ho_v: list[tf.Tensor] | None
+    ho_t_v: list[tf.Tensor] | None
+
+
+def _restricted_htv(outer, xi, values, slices, cotangents) -> list[tf.Tensor]:
+    """H_o^T c = sum_i grad_{w_-i} <xi_i, c_i>: each player's xi differentiated only with
+    respect to the OTHER players' parameters (``outer`` recorded xi; zeros where unconnected).
+    """
+    total: list = [None] * len(values)
+    for _, start, stop in slices:
+        others = [k for k in range(len(values)) if not start <= k < stop]
+        if not others:
+            continue
+        grads = outer.gradient(xi[start:stop], [values[k] for k in others],
+                               output_gradients=cotangents[start:stop])
+        for k, g in zip(others, grads):
+            if g is not None:
+                g = tf.convert_to_tensor(g)
+                total[k] = g if total[k] is None else total[k] + g
+    return _zeros_for_none(total, values)
+
+
+def off_diagonal_products(
+    loss_fn: LossFn,
+    players: Mapping[str, Sequence],
+    vector: Sequence[tf.Tensor] | None = None,
+    *,
+    hv: bool = True,
+    htv: bool = True,
+    vector_fn: Callable[[list[tf.Tensor]], list[tf.Tensor]] | None = None,
+) -> OffDiagonalProducts:
+    """xi, H_o v and H_o^T v from ONE evaluation of the losses (a shared primal pass).
+
+        (H_o v)_i   = sum_{j != i} (grad_j xi_i) v_j,
+        (H_o^T v)_i = grad_i sum_{j != i} <xi_j, v_j>
+
+    H_o is the game Jacobian H = d xi / d w without its diagonal blocks H_ii (Balduzzi et al.,
+    ICML 2018). Unlike :func:`off_diagonal_hv` / :func:`off_diagonal_htv`, which evaluate the
+    losses again once per player, one forward pass gives the losses and xi, and both products
+    are outer gradients through that pass restricted to the paths between players: H_o^T v is
+    ``sum_i grad_{w_-i} <xi_i, v_i>`` (reverse-over-reverse) and H_o v the double-backward trick
+    through the same linear map, H_o v = d<H_o^T u, v>/du at a dummy u. Restricted to the
+    cross paths, each product executes fewer matrix products than the full H v or H^T v
+    (``benchmarks/sga_product_counts.py``). v may be ``vector_fn(xi)`` of the same pass (e.g.
+    the all-reduced xi), as in :func:`game_products`. Reverse mode only: one evaluation, exact
+    with any randomness; the evaluation's variable updates are applied once.
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``.
+      players: ``{player: [variables]}`` in a fixed order.
+      vector: v, aligned with the flat variable list, or ``None`` for v = vector_fn(xi).
+      hv: compute H_o v.
+      htv: compute H_o^T v.
+      vector_fn: applied to xi to make v when ``vector`` is None (default: v = xi).
+
+    Returns:
+      :class:`OffDiagonalProducts` ``(losses, xi, vector, ho_v, ho_t_v)``; a product not asked
+      for is ``None``. Every list holds dense tensors.
+    """
+    variables = [v for vs in players.values() for v in vs]
+    values, mapping = _read_once(variables)
+    if vector is not None:
+        if len(vector) != len(values):
+            raise ValueError(
+                f"`vector` must have one tensor per variable ({len(values)}). "
+                f"Received: {len(vector)} tensors."
+            )
+        vector = [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
+    slices = _player_slices(players)
+    with contextlib.ExitStack() as stack:
+        if hv or htv:
+            outer = stack.enter_context(
+                tf.GradientTape(watch_accessed_variables=False, persistent=True)
+            )
+            outer.watch(values)
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
+            inner.watch(values)
+            with _EvaluationAt(mapping):
+                losses = dict(loss_fn())
+        xi = _player_gradients(inner, losses, players, values)
+        if vector is None:
+            vector_fn = vector_fn or (lambda xs: xs)
+            vector = [tf.stop_gradient(u) for u in vector_fn([tf.stop_gradient(x) for x in xi])]
+    ho_v = ho_t_v = None
+    if hv:  # g(u) = H_o^T u for a dummy u, recorded; then H_o v = d<g(u), v>/du
+        dummies = [tf.zeros_like(x) for x in values]
+        with tf.GradientTape(watch_accessed_variables=False) as dummy_tape:
+            dummy_tape.watch(dummies)
+            g_of_u = _restricted_htv(outer, xi, values, slices, dummies)
+        ho_v = _dense(_zeros_for_none(
+            dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), values
+        ))
+    if htv:
+        ho_t_v = _dense(_restricted_htv(outer, xi, values, slices, vector))
+    return OffDiagonalProducts(losses, [tf.stop_gradient(x) for x in xi], vector, ho_v, ho_t_v)
+
+
+class OffDiagonalLinearization:
+    """H_o v and blocks H_ts v_s for any number of vectors, from ONE evaluation of the losses.
+
+        (H_o v)_i = sum_{j != i} (grad_j xi_i) v_j,        H_ts v_s = (grad_s xi_t) v_s  (t != s)
+
+    Made by :func:`off_diagonal_linearization`, which evaluates the losses and records the
+    linear maps u -> H_o^T u (and u_t -> H_ts^T u_t for the requested blocks) at a dummy u;
+    every product is then the double-backward trick through a recorded map, d<g(u), v>/du,
+    with no new evaluation of the losses: the products of a linear solver's iterations (also
+    inside a ``tf.while_loop`` whose body calls :meth:`ho_v` / :meth:`block_v`) share the one
+    evaluation. Reverse mode only (exact with any randomness).
+
+    Attributes:
+      losses: the evaluation's losses.
+      xi: the simultaneous gradient of the evaluation.
+      vector: ``vector_fn(xi)`` (e.g. the all-reduced xi; ``xi`` without one).
+    """
+
+    def __init__(self, losses, xi, vector, values, slices, maps) -> None:
+        self.losses = losses
+        self.xi = xi
+        self.vector = vector
+        self._values = values
+        self._slices = slices
+        self._maps = maps
+
+    def _apply(self, key, vector, sources) -> list[tf.Tensor]:
+        if key not in self._maps:
+            raise ValueError(
+                f"The block {key!r} was not recorded. Pass it to off_diagonal_linearization "
+                "(`blocks=[(target, source), ...]`, or `full=True` for H_o v)."
+            )
+        tape, dummies, g_of_u = self._maps[key]
+        if len(vector) != len(g_of_u):
+            raise ValueError(
+                f"`vector` must have one tensor per variable of the block ({len(g_of_u)}). "
+                f"Received: {len(vector)} tensors."
+            )
+        vector = [tf.stop_gradient(tf.cast(v, g.dtype)) for v, g in zip(vector, g_of_u)]
+        return _dense(_zeros_for_none(
+            tape.gradient(g_of_u, dummies, output_gradients=vector), sources))
+
+    def ho_v(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """(H_o v)_i = sum_{j != i} (grad_j xi_i) v_j, aligned with the flat variable list."""
+        return self._apply("full", vector, self._values)
+
+    def block_v(self, target: int, source: int, vector: Sequence[tf.Tensor]
+                ) -> list[tf.Tensor]:
+        """H_ts v_s = (grad_s xi_t) v_s for players t = ``target``, s = ``source`` (indices in
+        player order); ``vector`` and the result are aligned with the players' variables.
+        """
+        _, start, stop = self._slices[target]
+        return self._apply((target, source), vector, self._values[start:stop])
+
+
+def off_diagonal_linearization(
+    loss_fn: LossFn,
+    players: Mapping[str, Sequence],
+    *,
+    full: bool = False,
+    blocks: Sequence[tuple[int, int]] = (),
+    vector_fn: Callable[[list[tf.Tensor]], list[tf.Tensor]] | None = None,
+) -> OffDiagonalLinearization:
+    """One evaluation of the losses kept for any number of products with H_o or its blocks.
+
+        (H_o v)_i = sum_{j != i} (grad_j xi_i) v_j,        H_ts v_s = (grad_s xi_t) v_s
+
+    One forward pass gives the losses and xi; the linear maps g(u) = H_o^T u
+    (``full=True``, :func:`off_diagonal_products`' restricted map) and
+    g_ts(u_t) = grad_{w_s} <xi_t, u_t> (for each ``(t, s)`` in ``blocks``) are recorded at a
+    dummy u. :meth:`OffDiagonalLinearization.ho_v` and
+    :meth:`~OffDiagonalLinearization.block_v` then cost one backward pass through a recorded
+    map each, never a new evaluation of the losses (a linear solver's iterations share it, in
+    place of :func:`player_jvps` per product). The evaluation's variable updates are applied
+    once.
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``.
+      players: ``{player: [variables]}`` in a fixed order.
+      full: record H_o (for :meth:`~OffDiagonalLinearization.ho_v`).
+      blocks: ``(target, source)`` player-index pairs, t != s, to record H_ts for.
+      vector_fn: applied to xi to make ``vector`` (default: the identity).
+
+    Returns:
+      An :class:`OffDiagonalLinearization`.
+    """
+    values, mapping = _read_once([v for vs in players.values() for v in vs])
+    slices = _player_slices(players)
+    for t, s in blocks:
+        if t == s or not (0 <= t < len(slices) and 0 <= s < len(slices)):
+            raise ValueError(
+                f"`blocks` must hold (target, source) pairs of different player indices in "
+                f"[0, {len(slices)}). Received: {(t, s)!r}."
+            )
+    with contextlib.ExitStack() as stack:
+        outer = stack.enter_context(
+            tf.GradientTape(watch_accessed_variables=False, persistent=True))
+        outer.watch(values)
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
+            inner.watch(values)
+            with _EvaluationAt(mapping):
+                losses = dict(loss_fn())
+        xi = _player_gradients(inner, losses, players, values)
+        vector = [tf.stop_gradient(u) for u in (vector_fn or (lambda xs: xs))(
+            [tf.stop_gradient(x) for x in xi])]
+    maps = {}
+    if full:
+        dummies = [tf.zeros_like(x) for x in values]
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+            tape.watch(dummies)
+            g_of_u = _restricted_htv(outer, xi, values, slices, dummies)
+        maps["full"] = (tape, dummies, g_of_u)
+    for t, s in blocks:
+        (_, ts, te), (_, ss, se) = slices[t], slices[s]
+        dummies = [tf.zeros_like(values[k]) for k in range(ts, te)]
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+            tape.watch(dummies)
+            g_of_u = _zeros_for_none(outer.gradient(
+                xi[ts:te], values[ss:se], output_gradients=dummies), values[ss:se])
+        maps[(t, s)] = (tape, dummies, g_of_u)
+    return OffDiagonalLinearization(
+        losses, [tf.stop_gradient(x) for x in xi], vector, values, slices, maps)
+
+
+class ShapingTerms(NamedTuple):
+    """What :func:`lola_terms` returns; every list is aligned with the flat variable list."""
+
+    losses: dict[str, tf.Tensor]
+    grads: list[list[tf.Tensor]]
+    xi: list[tf.Tensor]
+    ho_xi: list[tf.Tensor]
+    chi: list[tf.Tensor]
+
+
+def lola_terms(
+    loss_fn: LossFn,
+    players: Mapping[str, Sequence],
+    *,
+    reduce_fn: Callable[[list[tf.Tensor]], list[tf.Tensor]] | None = None,
+) -> ShapingTerms:
+    """Every grad_w l_i, xi, H_o xi and LOLA's chi from ONE evaluation of the losses.
+
+        grads_i = grad_w l_i,   xi_i = grad_i l_i,   (H_o xi)_i = sum_{j != i} (grad_j xi_i) xi_j,
+        chi_i = grad_i sum_{j != i} <stop(grad_j l_i), grad_j l_j>
+
+    (Foerster et al., "Learning with Opponent-Learning Awareness", AAMAS 2018, in the n-player
+    form of Letcher et al., "Stable Opponent Shaping in Differentiable Games", ICLR 2019). One
+    forward pass and n backward passes give the gradients; H_o xi is the double-backward trick
+    through the restricted map u -> H_o^T u (as in :func:`off_diagonal_products`) and chi_i the
+    restricted outer gradient ``grad_{w_i} sum_{j != i} <xi_j, stop(grad_j l_i)>``, both
+    through that same pass, in place of one evaluation of the losses per player and product
+    (:func:`cross_gradients`, :func:`off_diagonal_hv`, :func:`lola_chi`). The vectors are the
+    gradients reduced by ``reduce_fn`` (e.g. all-reduced across replicas); the products are
+    this pass's (under a distribution strategy, a replica's share of the global-batch product).
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``.
+      players: ``{player: [variables]}`` in a fixed order.
+      reduce_fn: applied to each player's gradient list grad_w l_i before it is used as a
+        vector (default: the identity).
+
+    Returns:
+      :class:`ShapingTerms` ``(losses, grads, xi, ho_xi, chi)``: ``grads`` (one flat list per
+      player) and ``xi`` reduced, ``ho_xi`` and ``chi`` this pass's products.
+    """
+    values, mapping = _read_once([v for vs in players.values() for v in vs])
+    slices = _player_slices(players)
+    reduce_fn = reduce_fn or (lambda xs: xs)
+    with tf.GradientTape(watch_accessed_variables=False, persistent=True) as outer:
+        outer.watch(values)
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
+            inner.watch(values)
+            with _EvaluationAt(mapping):
+                losses = dict(loss_fn())
+        own, grads = [], []  # own: xi, recorded by the outer tape
+        for name, start, stop in slices:
+            g = inner.gradient(losses[name], values)
+            if all(t is None for t in g[start:stop]):
+                _player_gradients(inner, losses, players, values)  # raises, naming the player
+            g = _zeros_for_none(g, values)
+            own.extend(g[start:stop])
+            grads.append([tf.stop_gradient(t) for t in reduce_fn(
+                [tf.stop_gradient(t) for t in g])])
+    xi = [t for g, (_, start, stop) in zip(grads, slices) for t in g[start:stop]]
+    dummies = [tf.zeros_like(x) for x in values]
+    with tf.GradientTape(watch_accessed_variables=False) as dummy_tape:
+        dummy_tape.watch(dummies)
+        g_of_u = _restricted_htv(outer, own, values, slices, dummies)
+    ho_xi = _dense(_zeros_for_none(
+        dummy_tape.gradient(g_of_u, dummies, output_gradients=xi), values))
+    chi = []
+    for (_, start, stop), grad in zip(slices, grads):
+        others = [k for k in range(len(values)) if not start <= k < stop]
+        block = outer.gradient([own[k] for k in others], values[start:stop],
+                               output_gradients=[grad[k] for k in others]) if others else (
+            [None] * (stop - start))
+        chi.extend(_dense(_zeros_for_none(block, values[start:stop])))
+    return ShapingTerms(losses, grads, xi, ho_xi, chi)
 
 
 def lola_chi(

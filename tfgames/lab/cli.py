@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tfgames.lab.tables import markdown_table, number, step_cell
 from tfgames_cli import (
     EXPERIMENT_NAMES,
     PRESETS,
@@ -85,10 +86,6 @@ def _expand(folders: Sequence[str]) -> list[Path]:
     return out
 
 
-def _number(value: Any, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def _gaussian75_rows(folder: Path, saved: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for key, entry in saved.get("runs", {}).items():
@@ -110,14 +107,13 @@ def _gaussian75_rows(folder: Path, saved: dict[str, Any]) -> list[dict[str, Any]
 
 
 def _gaussian75_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| optimizer | seed | step | L_D | L_G | spectrum error before | spectrum error "
-             "| wall time (s) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in sorted(rows, key=lambda r: (r["optimizer"], r["seed"])):
-        step = f"{r['step']}" + ("" if r["status"] == "done" else f" of {r['steps']} (running)")
-        lines.append(f"| {r['optimizer']} | {r['seed']} | {step} | {_number(r['disc_loss'])} "
-                     f"| {_number(r['gen_loss'])} | {_number(r['spectrum_error_before'])} "
-                     f"| {_number(r['spectrum_error'])} | {r['wall_time_s']:.0f} |")
-    return "\n".join(lines) + "\n"
+    header = ["optimizer", "seed", "step", "L_D", "L_G", "spectrum error before",
+              "spectrum error", "wall time (s)"]
+    return markdown_table(header, (
+        [r["optimizer"], r["seed"], step_cell(r), number(r["disc_loss"]), number(r["gen_loss"]),
+         number(r["spectrum_error_before"]), number(r["spectrum_error"]),
+         f"{r['wall_time_s']:.0f}"]
+        for r in sorted(rows, key=lambda r: (r["optimizer"], r["seed"]))))
 
 
 def _user_rows(folder: Path, saved: dict[str, Any]) -> list[dict[str, Any]]:
@@ -129,15 +125,16 @@ def _user_rows(folder: Path, saved: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _user_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The final values' names of a user game's rows (every key but the run's identity)."""
+    return sorted({k for r in rows for k in r} - {"folder", "run", "optimizer", "seed", "status"})
+
+
 def _user_table(rows: Sequence[dict[str, Any]]) -> str:
-    keys = sorted({k for r in rows for k in r} - {"folder", "run", "optimizer", "seed",
-                                                    "status"})
-    lines = ["| optimizer | seed | status | " + " | ".join(keys) + " |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in keys) + " |"]
-    for r in sorted(rows, key=lambda r: (r["optimizer"], r["seed"])):
-        lines.append(f"| {r['optimizer']} | {r['seed']} | {r['status']} | "
-                     + " | ".join(_number(r.get(k)) for k in keys) + " |")
-    return "\n".join(lines) + "\n"
+    keys = _user_keys(rows)
+    return markdown_table(["optimizer", "seed", "status", *keys], (
+        [r["optimizer"], r["seed"], r["status"], *(number(r.get(k)) for k in keys)]
+        for r in sorted(rows, key=lambda r: (r["optimizer"], r["seed"]))))
 
 
 def seed_statistics(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -152,8 +149,7 @@ def seed_statistics(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> s
         groups.setdefault(r["optimizer"], []).append(r)
     if not any(len({r["seed"] for r in g}) > 1 for g in groups.values()):
         return ""
-    lines = ["| optimizer | seeds | " + " | ".join(columns) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in columns) + " |"]
+    table = []
     for name, group in sorted(groups.items()):
         cells = []
         for column in columns:
@@ -167,10 +163,9 @@ def seed_statistics(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> s
             std = values.std(ddof=1) if len(values) > 1 else float("nan")
             cells.append(f"{values.mean():.4f} +- {std:.4f}"
                          + (f" ({dropped} not finite)" if dropped else ""))
-        lines.append(f"| {name} | {len({r['seed'] for r in group})} | " + " | ".join(cells)
-                     + " |")
+        table.append([name, len({r["seed"] for r in group}), *cells])
     return ("\nMean +- standard deviation over seeds (ddof = 1):\n\n"
-            + "\n".join(lines) + "\n")
+            + markdown_table(["optimizer", "seeds", *columns], table))
 
 
 def _summarize(folders: Sequence[str]) -> str:
@@ -201,9 +196,7 @@ def _summarize(folders: Sequence[str]) -> str:
         elif experiment == "user":
             rows = [r for f in group for r in _user_rows(f, saved_of[f])]
             parts.append(_user_table(rows))
-            keys = sorted({k for r in rows for k in r} - {"folder", "run", "optimizer",
-                                                            "seed", "status"})
-            parts.append(seed_statistics(rows, keys))
+            parts.append(seed_statistics(rows, _user_keys(rows)))
         else:
             raise CLIError(f"{[str(g / 'metrics.json') for g in group]} hold experiment "
                            f"{experiment!r}, which summarize does not know.")

@@ -187,26 +187,27 @@ PROTOCOLS: dict[str, MixtureProtocol] = {
     )
 }
 
+
+def _pacgan_table1(*rows: tuple[str, tuple, tuple, tuple]) -> list[dict[str, Any]]:
+    """Rows ``(method, modes, hq, kl)`` of PacGAN's Table 1 as :data:`PUBLISHED` entries."""
+    return [{"method": f"{method} (PacGAN Table 1)", "modes": modes, "hq": hq, "kl": kl}
+            for method, modes, hq, kl in rows]
+
+
 #: PacGAN's Table 1 (Lin et al., NeurIPS 2018; read from results/Table1.png in fjxmlzn/PacGAN):
 #: modes, high-quality %, reverse KL as (mean, standard error over 10 trials) -- the paper's
 #: +- is the standard error, not the standard deviation. Their architecture and 400 epochs.
 PUBLISHED: dict[str, list[dict[str, Any]]] = {
-    "pacgan-ring8": [
-        {"method": "GAN (PacGAN Table 1)", "modes": (6.3, 0.5), "hq": (98.2, 0.2),
-         "kl": (0.45, 0.09)},
-        {"method": "ALI (PacGAN Table 1)", "modes": (6.6, 0.3), "hq": (97.6, 0.4),
-         "kl": (0.36, 0.04)},
-        {"method": "PacGAN4 (PacGAN Table 1)", "modes": (7.8, 0.1), "hq": (95.9, 1.4),
-         "kl": (0.07, 0.02)},
-    ],
-    "pacgan-grid25": [
-        {"method": "GAN (PacGAN Table 1)", "modes": (17.3, 0.8), "hq": (94.8, 0.7),
-         "kl": (0.70, 0.07)},
-        {"method": "ALI (PacGAN Table 1)", "modes": (24.1, 0.4), "hq": (95.7, 0.6),
-         "kl": (0.14, 0.03)},
-        {"method": "PacGAN4 (PacGAN Table 1)", "modes": (24.8, 0.2), "hq": (93.6, 0.6),
-         "kl": (0.04, 0.01)},
-    ],
+    "pacgan-ring8": _pacgan_table1(
+        ("GAN", (6.3, 0.5), (98.2, 0.2), (0.45, 0.09)),
+        ("ALI", (6.6, 0.3), (97.6, 0.4), (0.36, 0.04)),
+        ("PacGAN4", (7.8, 0.1), (95.9, 1.4), (0.07, 0.02)),
+    ),
+    "pacgan-grid25": _pacgan_table1(
+        ("GAN", (17.3, 0.8), (94.8, 0.7), (0.70, 0.07)),
+        ("ALI", (24.1, 0.4), (95.7, 0.6), (0.14, 0.03)),
+        ("PacGAN4", (24.8, 0.2), (93.6, 0.6), (0.04, 0.01)),
+    ),
 }
 
 
@@ -488,41 +489,35 @@ def format_table(summary: Sequence[Mapping[str, Any]], *, published: bool = True
     in the heading and in every row, cells "mean +- std (s.e. standard error)"; PacGAN's
     published rows (mean and standard error) are appended for reference.
     """
-    lines: list[str] = []
+    from tfgames.lab.tables import markdown_table
+
+    def cell(stats, digits):
+        mean, std, se = stats
+        return f"{mean:.{digits}f} +- {std:.{digits}f} (s.e. {se:.{digits}f})"
+
+    def published_cell(value):
+        mean, se = value
+        return f"{mean} (s.e. {se})"
+
+    header = ["protocol", "method", "training config", "seeds", "modes", "high quality %",
+              "reverse KL"]
+    tables = []
     for protocol in dict.fromkeys(row["protocol"] for row in summary):
         p = PROTOCOLS.get(protocol)
-        modes = p.modes if p is not None else "?"
-        lines.append(f"Protocol `{protocol}` ({modes} modes, "
-                     f"{p.n_samples if p is not None else '?'} samples evaluated)")
-        lines.append("")
-        lines.append("| protocol | method | training config | seeds | modes | "
-                     "high quality % | reverse KL |")
-        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
-
-        def cell(stats, digits):
-            mean, std, se = stats
-            return f"{mean:.{digits}f} +- {std:.{digits}f} (s.e. {se:.{digits}f})"
-
-        for row in summary:
-            if row["protocol"] != protocol:
-                continue
-            kl_text = cell(row["reverse_kl"], 3)
-            if row["kl_undefined"]:
-                kl_text += f" ({row['kl_undefined']} undefined)"
-            lines.append(
-                f"| {protocol} | {row['optimizer']} | {row['config']} | {row['seeds']} | "
-                f"{cell(row['modes'], 2)} | {cell(row['high_quality_percent'], 1)} | "
-                f"{kl_text} |"
-            )
+        rows = [
+            [protocol, row["optimizer"], row["config"], row["seeds"], cell(row["modes"], 2),
+             cell(row["high_quality_percent"], 1), cell(row["reverse_kl"], 3)
+             + (f" ({row['kl_undefined']} undefined)" if row["kl_undefined"] else "")]
+            for row in summary if row["protocol"] == protocol
+        ]
         if published:
-            for ref in PUBLISHED.get(protocol, []):
-                lines.append(
-                    f"| {protocol} | {ref['method']} | PacGAN's | 10 | {ref['modes'][0]} "
-                    f"(s.e. {ref['modes'][1]}) | {ref['hq'][0]} (s.e. {ref['hq'][1]}) | "
-                    f"{ref['kl'][0]} (s.e. {ref['kl'][1]}) |"
-                )
-        lines.append("")
-    return "\n".join(lines)
+            rows += [[protocol, ref["method"], "PacGAN's", 10, published_cell(ref["modes"]),
+                      published_cell(ref["hq"]), published_cell(ref["kl"])]
+                     for ref in PUBLISHED.get(protocol, [])]
+        tables.append(f"Protocol `{protocol}` ({p.modes if p is not None else '?'} modes, "
+                      f"{p.n_samples if p is not None else '?'} samples evaluated)\n\n"
+                      + markdown_table(header, rows))
+    return "\n".join(tables)
 
 
 def summarize_folder(folder: str | os.PathLike) -> str:

@@ -28,9 +28,12 @@ __all__ = [
     "cross_gradients",
     "full_htv",
     "full_hv",
+    "Linearization",
     "lola_chi",
+    "lola_terms",
     "off_diagonal_htv",
     "off_diagonal_hv",
+    "off_diagonal_products",
     "player_blocks",
     "player_jvps",
 ]
@@ -100,11 +103,63 @@ def off_diagonal_htv(game: Game, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]
     )
 
 
+def off_diagonal_products(
+    game: Game, vector: Sequence[tf.Tensor] | None = None, *, hv: bool = True,
+    htv: bool = True,
+) -> products.OffDiagonalProducts:
+    """xi, H_o v and H_o^T v from one evaluation of the losses
+    (:func:`tfgames.products.off_diagonal_products`).
+
+    ``xi`` is this replica's share; ``vector`` is global (a given v must be global; with
+    ``vector=None`` it is the all-reduced xi of the same pass); ``ho_v`` and ``ho_t_v`` are the
+    global-batch products (all-reduced).
+    """
+    p = products.off_diagonal_products(
+        game._checked_losses, game.players, vector, hv=hv, htv=htv,
+        vector_fn=lambda xs: all_reduce_sum(game._unscale(xs)),
+    )
+    reduce = lambda t: None if t is None else all_reduce_sum(game._unscale(t))  # noqa: E731
+    return p._replace(xi=game._unscale(p.xi), ho_v=reduce(p.ho_v), ho_t_v=reduce(p.ho_t_v))
+
+
 def lola_chi(game: Game, grads: Sequence[Sequence[tf.Tensor]]) -> list[tf.Tensor]:
     """LOLA's chi on the global batch; ``grads`` must be global (:func:`cross_gradients`)."""
     return all_reduce_sum(
         game._unscale(products.lola_chi(game._checked_losses, game.players, grads))
     )
+
+
+class Linearization:
+    """A game's :class:`tfgames.products.OffDiagonalLinearization`, global: ``xi`` is the
+    all-reduced xi of the one evaluation, every product (v must be global) is all-reduced.
+    """
+
+    def __init__(self, game: Game, *, full: bool = False, blocks=()) -> None:
+        self._game = game
+        self._lin = products.off_diagonal_linearization(
+            game._checked_losses, game.players, full=full, blocks=blocks,
+            vector_fn=lambda xs: all_reduce_sum(game._unscale(xs)))
+        self.losses, self.xi = self._lin.losses, self._lin.vector
+
+    def ho_v(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """H_o v on the global batch."""
+        return all_reduce_sum(self._game._unscale(self._lin.ho_v(vector)))
+
+    def block_v(self, target: int, source: int, vector: Sequence[tf.Tensor]
+                ) -> list[tf.Tensor]:
+        """H_ts v_s on the global batch (player ``target``'s block)."""
+        return all_reduce_sum(self._game._unscale(self._lin.block_v(target, source, vector)))
+
+
+def lola_terms(game: Game) -> products.ShapingTerms:
+    """Every grad_w l_i, xi, H_o xi and chi from one evaluation of the losses, all global
+    (:func:`tfgames.products.lola_terms`; the gradients are all-reduced before the products,
+    the products' shares after).
+    """
+    p = products.lola_terms(game._checked_losses, game.players,
+                            reduce_fn=lambda g: all_reduce_sum(game._unscale(g)))
+    return p._replace(ho_xi=all_reduce_sum(game._unscale(p.ho_xi)),
+                      chi=all_reduce_sum(game._unscale(p.chi)))
 
 
 def full_hv(game: Game, vector: Sequence[tf.Tensor], mode: str) -> list[tf.Tensor]:

@@ -15,7 +15,6 @@ from tfgames.optimizers.base import (
     StepResult,
     apply_after,
     as_real,
-    num_replicas,
 )
 from tfgames.optimizers.per_player import bind_players
 
@@ -80,10 +79,9 @@ class AlexGDA(GameOptimizer):
     per round). Gradient evaluations per step: n (one per player, each differentiating only
     that player's loss with respect to its own parameters; 2 for two players, as the paper
     counts). The losses reported are each player's own loss at the point its gradient was
-    taken. The offsets w~ - w are optimizer variables (saved and resumed). One device only:
-    under a strategy with several replicas it raises a ``ValueError`` before any state
-    changes (the per-player applications of the inner optimizer break the replicas'
-    gradient all-reduce there).
+    taken. The offsets w~ - w are optimizer variables (saved and resumed). Under
+    ``tf.distribute.MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` a round equals one
+    device's on the global batch (tests/test_alternating_distribute.py).
 
     Args:
       inner_optimizer: the Keras optimizer of every player's step (SGD: the paper's
@@ -154,15 +152,6 @@ class AlexGDA(GameOptimizer):
         """One round: every player, in order, steps at the others' extrapolated points."""
         names = game.player_names
         factors = self.factors(names)
-        if num_replicas() > 1:
-            raise ValueError(
-                f"AlexGDA under a tf.distribute strategy with {num_replicas()} replicas is not "
-                "supported: it applies the inner optimizer once per player within a step, on "
-                "different variables, and the replicas' gradient all-reduces then disagree "
-                "(TensorFlow 2.21 MirroredStrategy: 'Shape mismatch in the collective "
-                "instance'). Train on one device, or use a simultaneous method under a "
-                "strategy (e.g. tfgames.Extragradient(..., beta=0.5), EG+)."
-            )
         bind_players(self.inner_optimizer, game.players)
         if not self.built:
             self.build(game.variables)

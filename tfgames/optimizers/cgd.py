@@ -9,7 +9,9 @@ Delta_i^T H_ij Delta_j with the others' simultaneous steps, regularised by its s
 With the step in the inner optimizer (w <- w - eta * dir) the direction is
 dir = (I + alpha H_o)^{-1} xi with alpha = eta (Schaefer & Anandkumar 2019; the n-player form
 of Letcher et al.'s reference notebooks). Every solver iteration is one or two products with
-H_o (:func:`tfgames.products.player_jvps`); H is never formed.
+H_o or its blocks, all through the step's one evaluation of the losses
+(:func:`tfgames.products.off_diagonal_linearization`: the losses are evaluated once, each
+product is one backward pass through a recorded linear map); H is never formed.
 """
 
 from __future__ import annotations
@@ -24,23 +26,19 @@ import tensorflow as tf
 from tfgames import products, solvers
 from tfgames.game import Game
 from tfgames.optimizers import _blocks
-from tfgames.optimizers.base import GameOptimizer, all_reduce_sum, num_replicas
+from tfgames.optimizers.base import GameOptimizer, num_replicas
 
 __all__ = ["ACGD", "CGD", "GACGD"]
 
 SOLVERS = ("cg", "gmres")
 
 
-def _mixed(game: Game, target: int, source: int, vector_block: list[tf.Tensor]):
-    """(grad_source xi_target) v_source: the product of one off-diagonal block H_ts with v."""
-    blocks = _blocks.player_blocks(game)
-    tangents = [[None] * len(game.variables) for _ in blocks]
-    start, _ = blocks[source][1:]
-    for k, v in enumerate(vector_block):
-        tangents[target][start + k] = v
-    out = _blocks.player_jvps(game, tangents)
-    t_start, t_stop = blocks[target][1:]
-    return out[t_start:t_stop]
+def _mixed(lin: _blocks.Linearization, target: int, source: int,
+           vector_block: list[tf.Tensor]):
+    """(grad_source xi_target) v_source: the product of one off-diagonal block H_ts with v,
+    through the step's one evaluation of the losses (``lin``).
+    """
+    return lin.block_v(target, source, vector_block)
 
 
 def _scale(xs, s):
@@ -150,8 +148,9 @@ class CGD(_Competitive):
     with fewer parameters. ``warm_start`` starts the solver from the previous step's dir_p
     (its residual b - A x0 is computed, one extra iteration's cost).
 
-    Cost per step: 2 + 2k Hessian-vector products (k solver iterations; +2 with a warm start),
-    each the forward-mode product of one player's gradient.
+    Cost per step: one evaluation of the losses and 2 + 2k Hessian-vector products (k solver
+    iterations; +2 with a warm start), each a product with one off-diagonal block through that
+    evaluation.
 
     Reported diagnostics: ``xi_norm``, ``direction_norm``, ``solver_iterations``,
     ``solver_residual`` (||b - A x|| of the Schur system), ``solver_converged`` (1 or 0) and
@@ -184,20 +183,20 @@ class CGD(_Competitive):
 
     def direction(self, game: Game):
         p, q = _two_players(game, "CGD")
-        losses, xi = game.gradient()
-        xi = all_reduce_sum(xi)
+        lin = _blocks.Linearization(game, blocks=[(p, q), (q, p)])
+        losses, xi = lin.losses, lin.xi
         blocks = _blocks.player_blocks(game)
         (ps, pe), (qs, qe) = blocks[p][1:], blocks[q][1:]
         alpha = self.alpha
-        b = [x - alpha * h for x, h in zip(xi[ps:pe], _mixed(game, p, q, xi[qs:qe]))]
+        b = [x - alpha * h for x, h in zip(xi[ps:pe], _mixed(lin, p, q, xi[qs:qe]))]
 
         def schur(u):
-            h = _mixed(game, p, q, _mixed(game, q, p, u))
+            h = _mixed(lin, p, q, _mixed(lin, q, p, u))
             return [x - alpha**2 * y for x, y in zip(u, h)]
 
         result = self._solve(game, schur, b, self._warm_values(game, ps, pe))
         d_p = result.x
-        d_q = [x - alpha * h for x, h in zip(xi[qs:qe], _mixed(game, q, p, d_p))]
+        d_q = [x - alpha * h for x, h in zip(xi[qs:qe], _mixed(lin, q, p, d_p))]
         direction = d_p + d_q if p == 0 else d_q + d_p
         count = 2 + 2 * result.products
         out = self._per_replica(direction, self._store_warm(game, ps, d_p))
@@ -212,12 +211,13 @@ class GACGD(_Competitive):
 
     H_o holds the off-diagonal blocks grad_j xi_i (j != i) of the game Jacobian; the system is
     not symmetric, so it is solved by GMRES (``solver="gmres"``, default), matrix-free, one
-    H_o product (n forward-mode player products) per iteration, optionally warm-started from
-    the previous step's direction. This is the update of Letcher et al.'s reference notebooks
-    (where it is computed with a dense inverse) and the general-sum CGD of Schaefer &
-    Anandkumar (2019) for n players.
+    H_o product (through the step's one evaluation of the losses) per iteration, optionally
+    warm-started from the previous step's direction. This is the update of Letcher et al.'s
+    reference notebooks (where it is computed with a dense inverse) and the general-sum CGD of
+    Schaefer & Anandkumar (2019) for n players.
 
-    Cost per step: n (k + 1) Hessian-vector products with a warm start (n k without), k solver
+    Cost per step: one evaluation of the losses and k (+1 with a warm start) H_o products,
+    reported as n (k + 1) Hessian-vector products (n k without a warm start), k solver
     iterations, n players.
 
     Reported diagnostics: as :class:`CGD`.
@@ -250,11 +250,11 @@ class GACGD(_Competitive):
                          name=name or "gacgd", **kwargs)
 
     def direction(self, game: Game):
-        losses, xi = game.gradient()
-        xi = all_reduce_sum(xi)
+        lin = _blocks.Linearization(game, full=True)
+        losses, xi = lin.losses, lin.xi
 
         def operator(v):
-            return [x + self.alpha * h for x, h in zip(v, _blocks.off_diagonal_hv(game, v))]
+            return [x + self.alpha * h for x, h in zip(v, lin.ho_v(v))]
 
         result = self._solve(game, operator, xi, self._warm_values(game, 0, len(xi)))
         count = len(game.players) * result.products
@@ -334,8 +334,8 @@ class ACGD(_Competitive):
 
     def direction(self, game: Game):
         p, q = _two_players(game, "ACGD")
-        losses, xi = game.gradient()
-        xi = all_reduce_sum(xi)
+        lin = _blocks.Linearization(game, blocks=[(p, q), (q, p)])
+        losses, xi = lin.losses, lin.xi
         t = tf.cast(self.iterations + 1, tf.float32)
         correction = tf.sqrt(1.0 - tf.pow(tf.constant(self.beta, tf.float32), t))
         lr = tf.cast(self.inner_optimizer.learning_rate, tf.float32)
@@ -347,17 +347,17 @@ class ACGD(_Competitive):
         (ps, pe), (qs, qe) = blocks[p][1:], blocks[q][1:]
         root_p = [tf.sqrt(e) for e in eta[ps:pe]]
         eta_q = eta[qs:qe]
-        h_xi = _mixed(game, p, q, [e * x for e, x in zip(eta_q, xi[qs:qe])])
+        h_xi = _mixed(lin, p, q, [e * x for e, x in zip(eta_q, xi[qs:qe])])
         b = [-r * (x - h) for r, x, h in zip(root_p, xi[ps:pe], h_xi)]
 
         def schur(z):
-            inner = _mixed(game, q, p, [r * x for r, x in zip(root_p, z)])
-            h = _mixed(game, p, q, [e * x for e, x in zip(eta_q, inner)])
+            inner = _mixed(lin, q, p, [r * x for r, x in zip(root_p, z)])
+            h = _mixed(lin, p, q, [e * x for e, x in zip(eta_q, inner)])
             return [x - r * y for x, r, y in zip(z, root_p, h)]
 
         result = self._solve(game, schur, b, self._warm_values(game, ps, pe))
         delta_p = [r * z for r, z in zip(root_p, result.x)]
-        h_delta = _mixed(game, q, p, delta_p)
+        h_delta = _mixed(lin, q, p, delta_p)
         delta_q = [-e * (x + h) for e, x, h in zip(eta_q, xi[qs:qe], h_delta)]
         delta = delta_p + delta_q if p == 0 else delta_q + delta_p
         direction = [-d / lr for d in delta]

@@ -23,8 +23,9 @@ class LEAD(GameOptimizer):
               = xi_i - alpha sum_{j != i} (grad_i xi_j)^T Delta w_j
 
     Each player's gradient is corrected through the mixed second derivative of the other
-    players' losses applied to their last step (one reverse-mode product per player,
-    :func:`tfgames.products.off_diagonal_htv`), as in the authors' code
+    players' losses applied to their last step (a reverse-mode product restricted to the
+    paths between players, through the same evaluation of the losses as xi:
+    :func:`tfgames.products.off_diagonal_products`), as in the authors' code
     (ReyhaneAskari/Least_action_dynamics_minmax, ``sLead_Adam``: ``grad - alpha * vjp`` with
     ``vjp = autograd.grad(grad_other, params, grad_outputs=delta_other)``). For a zero-sum game
     (grad_i xi_j)^T = -H_ij and dir = xi + alpha H_o Delta w, the paper's coupling term
@@ -38,7 +39,8 @@ class LEAD(GameOptimizer):
     (w_{-1} = w_0: the first step is the inner optimizer's step on xi), so training resumes
     exactly.
 
-    Cost per step: n Hessian-vector products (reverse mode) plus the gradient, n players.
+    Cost per step: one evaluation of the losses, xi and the restricted product H_o^T Delta w
+    (reported as n Hessian-vector products, n players: one per off-diagonal block row).
 
     Reported diagnostics: ``xi_norm``, ``coupling_norm`` (||H_o^T Delta w||) and
     ``hessian_products``.
@@ -74,9 +76,9 @@ class LEAD(GameOptimizer):
         first = tf.equal(self.iterations, 0)
         delta = [tf.where(first, tf.zeros_like(w), w - tf.convert_to_tensor(s))
                  for w, s in zip(current, slots)]
-        losses, xi = game.gradient()
-        xi = all_reduce_sum(xi)
-        coupling = _blocks.off_diagonal_htv(game, delta)
+        # xi and H_o^T Delta w from one evaluation of the losses (Delta w is known before it)
+        p = _blocks.off_diagonal_products(game, delta, hv=False)
+        losses, xi, coupling = p.losses, all_reduce_sum(p.xi), p.ho_t_v
         direction = [x - tf.cast(self.alpha, x.dtype) * c for x, c in zip(xi, coupling)]
         updates = [s.assign(w) for s, w in zip(slots, current)]
         with tf.control_dependencies(updates):

@@ -32,13 +32,15 @@ class NegativeMomentum(keras.optimizers.Optimizer):
     schedule, one copy per player::
 
         model.compile(optimizer=tfgames.NegativeMomentum(0.1, momentum=-0.5),
-                      schedule="alternating")
+                      update_order="alternating")
 
     which gives, per round, theta_{t+1} = theta_t - eta grad_theta l_1(theta_t, phi_t) +
     beta (theta_t - theta_{t-1}) and phi_{t+1} = phi_t - eta grad_phi l_2(theta_{t+1}, phi_t)
     + beta (phi_t - phi_{t-1}) (their Eq. 6, with each player's own velocity). It is a
     standard Keras optimizer (one gradient evaluation per step) and works in a plain
-    ``keras.Model.fit`` too.
+    ``keras.Model.fit`` too. Under ``tf.distribute.MirroredStrategy`` the alternating and k:1
+    orders equal one device on the global batch, and the alternating order does across two
+    workers under ``MultiWorkerMirroredStrategy`` (tests/test_alternating_distribute.py).
 
     Args:
       learning_rate: eta, a float or a ``keras.optimizers.schedules.LearningRateSchedule``.

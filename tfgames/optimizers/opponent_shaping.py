@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfgames import products
 from tfgames.game import Game
 from tfgames.optimizers import _blocks
-from tfgames.optimizers.base import GameOptimizer, all_reduce_sum, num_replicas
+from tfgames.optimizers.base import GameOptimizer, num_replicas
 
 __all__ = ["LA", "LOLA", "SOS", "look_ahead", "sos_p"]
 
@@ -56,18 +56,14 @@ class _OpponentShaping(GameOptimizer):
 
     def _shaping_terms(self, game: Game):
         """losses, global xi, LA = (I - alpha H_o) xi and (LOLA, SOS) chi; products count."""
+        # One evaluation of the losses: xi (and the cross gradients) and the products through
+        # that same pass, restricted to the paths between players.
         n = len(game.players)
         if not self._uses_chi:  # LA needs xi only, not the cross gradients
-            losses, xi = game.gradient()
-            xi = all_reduce_sum(xi)
-            return losses, xi, look_ahead(xi, _blocks.off_diagonal_hv(game, xi), self.alpha), \
-                None, n
-        losses, grads = _blocks.cross_gradients(game)
-        xi = []
-        for grad, (_, start, stop) in zip(grads, _blocks.player_blocks(game)):
-            xi.extend(grad[start:stop])
-        la = look_ahead(xi, _blocks.off_diagonal_hv(game, xi), self.alpha)
-        return losses, xi, la, _blocks.lola_chi(game, grads), 2 * n
+            p = _blocks.off_diagonal_products(game, hv=True, htv=False)
+            return p.losses, p.vector, look_ahead(p.vector, p.ho_v, self.alpha), None, n
+        p = _blocks.lola_terms(game)
+        return p.losses, p.xi, look_ahead(p.xi, p.ho_xi, self.alpha), p.chi, 2 * n
 
     def _share(self, direction):
         """The global direction as this replica's share (the inner optimizer sums them)."""
@@ -86,10 +82,11 @@ class LA(_OpponentShaping):
 
     Each player differentiates its loss through the other players' next naive step
     w_j - alpha xi_j, with that step held constant. xi is the simultaneous gradient, H_o the
-    off-diagonal blocks of the game Jacobian (grad_j grad_i l_i, j != i); H_o xi comes from one
-    forward-mode product per player with the other players' blocks of xi as tangents
-    (:func:`tfgames.products.off_diagonal_hv`), never from H. Cost: n Hessian-vector products
-    (n players) plus n backward passes. ``alpha`` is the look-ahead rate (the reference notebook
+    off-diagonal blocks of the game Jacobian (grad_j grad_i l_i, j != i); H_o xi comes from the
+    evaluation of the losses that gives xi, by a double-backward product restricted to the
+    paths between players (:func:`tfgames.products.off_diagonal_products`), never from H.
+    Cost: one evaluation, n backward passes and H_o xi (reported as n Hessian-vector products,
+    n players). ``alpha`` is the look-ahead rate (the reference notebook
     uses alpha = the learning rate of plain SGD). Under ``tf.distribute`` xi and the cross
     gradients are all-reduced before any product.
 
@@ -131,11 +128,12 @@ class LOLA(_OpponentShaping):
 
     in the n-player form of Letcher et al. (2019): player i differentiates its loss through
     the other players' naive steps w_j - alpha grad_j l_j, including their dependence on w_i
-    (the chi term, the "shaping" of the opponents' learning). chi is one reverse-over-reverse
-    product per player with the cross gradients grad_j l_i as vector
-    (:func:`tfgames.products.lola_chi`). Cost: 2n Hessian-vector products plus n backward
-    passes (n players). Under ``tf.distribute`` xi and the cross gradients are all-reduced
-    before any product.
+    (the chi term, the "shaping" of the opponents' learning). chi is a reverse-over-reverse
+    product with the cross gradients grad_j l_i as vector; the cross gradients, xi, H_o xi and
+    chi all come from one evaluation of the losses (:func:`tfgames.products.lola_terms`).
+    Cost: one evaluation, n backward passes and the two products (reported as 2n
+    Hessian-vector products, n players). Under ``tf.distribute`` xi and the cross gradients
+    are all-reduced before any product.
 
     Reported diagnostics: ``xi_norm``, ``chi_norm`` (||chi||), ``direction_norm`` and
     ``hessian_products``.
@@ -179,8 +177,8 @@ class SOS(_OpponentShaping):
     from pointing against the look-ahead direction (p1, with ``a`` in (0, 1)) and switches it
     off near fixed points (p2, with ``b`` > 0), which makes SOS converge locally to stable
     fixed points while keeping LOLA's opponent shaping (Letcher et al. 2019, Algorithm 1; the
-    defaults a = 0.5, b = 0.1 are the reference notebook's). Cost: as LOLA, 2n Hessian-vector
-    products plus n backward passes.
+    defaults a = 0.5, b = 0.1 are the reference notebook's). Cost: as LOLA, one evaluation of
+    the losses and LOLA's products (reported as 2n).
 
     Reported diagnostics: ``sos_p`` (p), ``xi_norm``, ``chi_norm``, ``direction_norm`` and
     ``hessian_products``.

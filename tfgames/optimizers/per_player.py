@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -176,9 +177,11 @@ class PerPlayer(WrapperOptimizer):
     The container must know which variables belong to which player: ``GameModel.compile``
     binds them (``compile(optimizer={...}, update_order=...)`` builds a :class:`PerPlayer`,
     or pass one directly), ``apply_game`` binds them from the game, and in a plain Keras loop
-    call :meth:`bind_players` before the first step. Under a ``tf.distribute`` strategy with
-    several replicas only the simultaneous order runs (an alternating one raises a
-    ``ValueError``). Game optimizers wrap a simultaneous container, e.g.
+    call :meth:`bind_players` before the first step. Under ``tf.distribute.MirroredStrategy``
+    every order equals one device on the global batch, and so do the simultaneous and the
+    alternating order across two workers under ``MultiWorkerMirroredStrategy``
+    (tests/test_distribute.py, tests/test_alternating_distribute.py). Game optimizers wrap a
+    simultaneous container, e.g.
     ``tfgames.Extragradient(PerPlayer({...}))`` (per-player ExtraAdam) or
     ``tfgames.SGA(PerPlayer({...}))``; :class:`tfgames.Lookahead` also wraps an alternating
     one.
@@ -468,14 +471,6 @@ class PerPlayer(WrapperOptimizer):
             reported = self._step_players(game, self.player_names)
             self._iterations.assign_add(1)
             return StepResult(reported, {})
-        if num_replicas() > 1:
-            raise ValueError(
-                f"PerPlayer with update order {self.update_order!r} under a tf.distribute "
-                f"strategy with {num_replicas()} replicas is not supported: the step chooses "
-                "the active player's optimizer with a conditional, and Keras optimizers "
-                "synchronise replicas (merge_call) that a conditional branch cannot contain. "
-                "Use update_order='simultaneous' under a strategy, or train on one device."
-            )
         names = list(game.players)
         if self.batches == "reuse":
             reported = None
@@ -489,19 +484,58 @@ class PerPlayer(WrapperOptimizer):
             self._iterations.assign_add(1)
             return StepResult(reported, {})
 
-        def step_of(player: str):
-            def branch():
-                # Both branches are traced: each takes its own noise snapshot.
-                game.fresh_noise()
-                reported = self._step_players(game, [player])
-                return [reported[name] for name in names]
+        def step(target: Game, player: str) -> list[tf.Tensor]:
+            # Every branch is traced: each takes its own noise snapshot.
+            target.fresh_noise()
+            reported = self._step_players(target, [player])
+            return [reported[name] for name in names]
 
-            return branch
-
-        values = tf.switch_case(self._active_player(), [step_of(p) for p, _ in self._cycle()])
+        cycle = [player for player, _ in self._cycle()]
+        if num_replicas() > 1:
+            values = self._switch_across_replicas(game, cycle, step)
+        else:
+            values = tf.switch_case(self._active_player(),
+                                    [functools.partial(step, game, p) for p in cycle])
         game.fresh_noise()
         self._iterations.assign_add(1)
         return StepResult(dict(zip(names, values)), {})
+
+    def _switch_across_replicas(self, game: Game, cycle: list[str], step) -> list[tf.Tensor]:
+        """The active player's step, ``step(game, player)``, under several replicas.
+
+        A Keras optimizer synchronises the replicas inside ``apply`` (``merge_call``: the
+        gradient all-reduce and the variable update), and ``merge_call`` cannot run inside a
+        conditional built in replica context ("`merge_call` called while defining a new
+        graph", TensorFlow 2.21). As Keras' ``LossScaleOptimizer`` does for its finite-gradient
+        test, the conditional is built in cross-replica context (one ``merge_call``) and its
+        branches re-enter the replicas with ``call_for_each_replica``, each replica stepping
+        its own game (its part of the batch). Returns this replica's losses, in the game's
+        player order.
+        """
+
+        def merged(strategy, games):
+            # This worker's replicas (all of them on one worker): TensorFlow numbers replica
+            # r of the strategy as worker * local + (its index among the worker's replicas).
+            local = len(strategy.experimental_local_results(games))
+
+            def branch(player: str):
+                def run() -> list[tf.Tensor]:
+                    per_replica = strategy.extended.call_for_each_replica(
+                        step, args=(games, player))
+                    # Per loss, one tensor per local replica: a conditional returns tensors.
+                    return [t for value in per_replica
+                            for t in strategy.experimental_local_results(value)]
+
+                return run
+
+            flat = tf.switch_case(self._active_player(), [branch(p) for p in cycle])
+            return [
+                strategy.experimental_distribute_values_from_function(
+                    lambda context, i=i: flat[i * local + context.replica_id_in_sync_group % local])
+                for i in range(len(flat) // local)
+            ]
+
+        return tf.distribute.get_replica_context().merge_call(merged, args=(game,))
 
     # -- config -------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

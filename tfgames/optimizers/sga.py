@@ -7,9 +7,11 @@ from typing import Any, Literal
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as _tf_config  # is_op_determinism_enabled
 
 from tfgames import products
 from tfgames.game import Game
+from tfgames.optimizers import _blocks
 from tfgames.optimizers.base import (
     GameOptimizer,
     all_reduce_sum,
@@ -58,9 +60,17 @@ def _device_type(variables) -> str:
 def resolve_hvp_mode(hvp_mode: str, variables=()) -> str:
     """``hvp_mode`` itself, or for ``"auto"`` the mode of :data:`AUTO_HVP_MODE` for the type
     of device that ``variables`` live on (read when the train step is traced).
+
+    With ``tf.config.experimental.enable_op_determinism()`` on, ``"auto"`` resolves to
+    ``"forward"`` on every device: the double-backward step contains a three-input ``AddN``
+    (from Grappler's merge of the products H xi shares with H^T xi) whose summation order
+    TensorFlow's CPU kernel picks at run time, so its last bits depend on thread scheduling,
+    which op determinism does not cover (docs/migration.md, "Bitwise repeatability").
     """
     if hvp_mode != "auto":
         return hvp_mode
+    if _tf_config.is_op_determinism_enabled():  # not exported under tf.config (TF 2.21)
+        return "forward"
     return AUTO_HVP_MODE.get(_device_type(variables), _AUTO_HVP_MODE_ELSEWHERE)
 
 
@@ -129,7 +139,11 @@ class SGA(GameOptimizer):
     the losses at the same parameter tensors). The default ``hvp_mode="auto"`` picks one per
     device when the train step is traced (:data:`AUTO_HVP_MODE`): double backward on the CPU,
     where it measured faster on the path users run, and, until measured there, on other
-    devices too. H^T xi is reverse-over-reverse.
+    devices too. H^T xi is reverse-over-reverse. Without alignment (``use_signs=False``) in
+    double-backward mode, only 2 A^T xi = H_o^T xi - H_o xi is needed (H_o: H without its
+    symmetric diagonal blocks), and both come from the same single pass restricted to the
+    paths between players (:func:`tfgames.products.off_diagonal_products`): fewer matrix
+    products per step (docs/optimizers/second-order.md#step-time).
 
     Under ``tf.distribute``, xi is all-reduced first and the products use the global xi; the
     direction is exact for the global batch.
@@ -225,9 +239,19 @@ class SGA(GameOptimizer):
             return losses, xi, {"sga_lambda": zero, "xi_norm": products.norm(xi),
                                 "at_xi_norm": zero}
         mode = resolve_hvp_mode(self.hvp_mode, game.variables)
-        p = game.products(None, hv=True, htv=True, mode=mode, vector_fn=all_reduce_sum)
-        # p.vector is the global xi; p.hv and p.htv are this replica's share of H xi, H^T xi.
-        hv, htv = all_reduce_sum(p.hv), all_reduce_sum(p.htv)
+        if not self.use_signs and mode == "double_backward":
+            # Without alignment only H^T xi - H xi = H_o^T xi - H_o xi is used (the diagonal
+            # blocks H_ii are symmetric): the off-diagonal products through the same single
+            # pass, restricted to the paths between players, execute fewer matrix products
+            # (194 against 262 per step on benchmarks/step_time.py's depth-6 GAN).
+            game.check_exact()
+            p = _blocks.off_diagonal_products(game)  # p.vector: the global xi
+            hv, htv = p.ho_v, p.ho_t_v  # global H_o xi, H_o^T xi
+        else:
+            p = game.products(None, hv=True, htv=True, mode=mode, vector_fn=all_reduce_sum)
+            # p.vector is the global xi; p.hv and p.htv are this replica's share of H xi,
+            # H^T xi.
+            hv, htv = all_reduce_sum(p.hv), all_reduce_sum(p.htv)
         if self.normalizer == "scalars":
             d = float(sum(int(np.prod(v.shape)) for v in game.variables))
         else:

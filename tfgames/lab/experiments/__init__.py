@@ -1,8 +1,10 @@
 """The SGA notebook's experiments (seed 000), ported to ``GameModel`` and ``tf.function``.
 
 One module per experiment, each with ``PRESETS`` (``paper``: the seed's settings; ``quick``: a
-few minutes on a CPU; ``smoke``: seconds, for tests) and ``run(out, *, preset, optimizers,
-steps, seed, ...)`` writing ``metrics.json`` and PNG figures to ``out``:
+few minutes on a CPU; ``smoke``: seconds, for tests) and ``run(out, **options)`` writing
+``metrics.json`` and PNG figures to ``out``; the keywords (``preset``, ``optimizers``,
+``steps``, ``seed``, ...) are the same for all and declared once,
+:class:`tfgames.lab.experiments.runner.RunOptions`:
 
 - :mod:`tfgames.lab.experiments.mog` (``mog``): Experiment 4, the 4x4 grid mixture of Gaussians.
 - :mod:`tfgames.lab.experiments.thresholds` (``thresholds``): Experiment 6, which learning rates

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,8 @@ import numpy as np
 from tfgames.lab import metrics, plotting
 from tfgames.lab.experiments.checkpoints import Snapshot
 from tfgames.lab.experiments.gan import MLPGAN, GanConfig
-from tfgames.lab.experiments.runner import start_experiment, train_recorded
+from tfgames.lab.experiments.runner import RunOptions, start_experiment, train_recorded
+from tfgames.lab.tables import markdown_table, number
 
 __all__ = ["DEFAULT_OPTIMIZERS", "PRESETS", "SPECTRUM_SAMPLES", "generate", "run"]
 
@@ -86,26 +86,21 @@ def _spectrum_row(spectrum: np.ndarray) -> dict[str, Any]:
     }
 
 
-def run(
-    out: str | os.PathLike[str],
-    *,
-    preset: str = "quick",
-    optimizers: Sequence[str] | str | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    verbose: int = 1,
-    command: str | None = None,
-    resume: bool = False,
-) -> dict[str, Any]:
+def run(out: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
     """Train one GAN per optimizer on N(0, I_75) and record the covariance spectra.
 
-    Args are those of :func:`tfgames.lab.experiments.mog.run`. Returns the metrics dict written to
-    ``out/metrics.json``.
+    Args:
+        out: output folder (created).
+        **options: the keywords of :class:`~tfgames.lab.experiments.runner.RunOptions`.
+
+    Returns:
+        The metrics dict written to ``out/metrics.json``.
     """
-    n_spectrum = SPECTRUM_SAMPLES.get(preset)
+    opts = RunOptions(**options)
+    seed = opts.seed
+    n_spectrum = SPECTRUM_SAMPLES.get(opts.preset)
     config, names, record = start_experiment(
-        "gaussian75", out, PRESETS, DEFAULT_OPTIMIZERS, preset=preset, optimizers=optimizers,
-        steps=steps, seed=seed, command=command, spectrum_samples=n_spectrum)
+        "gaussian75", out, PRESETS, DEFAULT_OPTIMIZERS, opts, spectrum_samples=n_spectrum)
     folder = Path(out)
     before: dict[str, np.ndarray] = {}
     after: dict[str, np.ndarray] = {}
@@ -138,8 +133,8 @@ def run(
                      shot.wall_time_s)
 
         train_recorded(
-            record, name, name, config, seed=seed, on_snapshot=on_snapshot, verbose=verbose,
-            checkpoint_dir=folder / "checkpoints" / name if resume else None,
+            record, name, name, config, seed=seed, on_snapshot=on_snapshot, verbose=opts.verbose,
+            checkpoint_dir=folder / "checkpoints" / name if opts.resume else None,
         )
         lines = {"before training": next(iter(before.values()))}
         lines.update({f"{n} after {config.steps} steps": s for n, s in after.items()})
@@ -153,20 +148,12 @@ def run(
 
 def summary_table(runs: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: spectrum error before/after, final losses, wall time."""
-    lines = [
-        "| optimizer | spectrum error before | after | smallest singular value after "
-        "| L_D | L_G | wall time (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, entry in runs.items():
-        if entry.get("status") != "done":
-            continue
-        final = entry["snapshots"][-1]
-        lines.append(
-            f"| {name} | {entry['before']['spectrum_error']:.4f} "
-            f"| {entry['after']['spectrum_error']:.4f} "
-            f"| {entry['after']['smallest_singular_value']:.4f} "
-            f"| {final['disc_loss']:.4f} | {final['gen_loss']:.4f} "
-            f"| {entry['wall_time_s']:.0f} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["optimizer", "spectrum error before", "after", "smallest singular value after",
+              "L_D", "L_G", "wall time (s)"]
+    finished = [(name, entry, entry["snapshots"][-1]) for name, entry in runs.items()
+                if entry.get("status") == "done"]
+    return markdown_table(header, (
+        [name, number(entry["before"]["spectrum_error"]), number(entry["after"]["spectrum_error"]),
+         number(entry["after"]["smallest_singular_value"]), number(final["disc_loss"]),
+         number(final["gen_loss"]), f"{entry['wall_time_s']:.0f}"]
+        for name, entry, final in finished))

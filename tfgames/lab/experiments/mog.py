@@ -32,8 +32,9 @@ from tfgames.lab import metrics, plotting
 from tfgames.lab.experiments.checkpoints import Snapshot
 from tfgames.lab.experiments.gan import GanConfig
 from tfgames.lab.experiments.records import RunRecord
-from tfgames.lab.experiments.runner import start_experiment, train_recorded
+from tfgames.lab.experiments.runner import RunOptions, start_experiment, train_recorded
 from tfgames.lab.samplers import GRID_CENTRES
+from tfgames.lab.tables import markdown_table, number, step_cell
 
 __all__ = [
     "BLOWUP_DISTANCE",
@@ -184,24 +185,18 @@ def train_one(
 
 def summary_table(runs: dict[str, dict[str, Any]]) -> str:
     """A Markdown table of the final metrics of finished runs."""
-    lines = [
-        "| run | steps | L_D | L_G | distance from (2 ln 2, ln 2) | modes (of 16), 3 std "
-        "| high-quality share, 3 std | KL(modes, uniform), 3 std | modes, 10 std "
-        "| share, 10 std | KL, 10 std | wall time (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for key, entry in runs.items():
-        if entry.get("status") != "done":
-            continue
-        f = entry["final"]
-        lines.append(
-            f"| {key} | {f['step']} | {f['disc_loss']:.4f} | {f['gen_loss']:.4f} "
-            f"| {f['loss_distance']:.4f} | {f['modes_covered']} "
-            f"| {f['high_quality_share']:.3f} | {f['kl_modes']:.3f} "
-            f"| {f['modes_covered_10std']} | {f['high_quality_share_10std']:.3f} "
-            f"| {f['kl_modes_10std']:.3f} | {entry['wall_time_s']:.0f} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["run", "steps", "L_D", "L_G", "distance from (2 ln 2, ln 2)",
+              "modes (of 16), 3 std", "high-quality share, 3 std", "KL(modes, uniform), 3 std",
+              "modes, 10 std", "share, 10 std", "KL, 10 std", "wall time (s)"]
+    finished = [(key, entry["final"], entry) for key, entry in runs.items()
+                if entry.get("status") == "done"]
+    return markdown_table(header, (
+        [key, f["step"], f"{f['disc_loss']:.4f}", f"{f['gen_loss']:.4f}",
+         f"{f['loss_distance']:.4f}", f["modes_covered"], f"{f['high_quality_share']:.3f}",
+         f"{f['kl_modes']:.3f}", f["modes_covered_10std"],
+         f"{f['high_quality_share_10std']:.3f}", f"{f['kl_modes_10std']:.3f}",
+         f"{entry['wall_time_s']:.0f}"]
+        for key, f, entry in finished))
 
 
 def collect(folders: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
@@ -242,62 +237,37 @@ def collect(folders: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
 
 def collect_table(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`collect`'s rows, unfinished runs marked with their step."""
-    def number(value: Any, digits: int) -> str:
-        return "n/a" if value is None else f"{value:.{digits}f}"
-
-    lines = [
-        "| optimizer | seed | step | L_D | L_G | distance | modes, 3 std | share, 3 std "
-        "| KL, 3 std | modes, 10 std | share, 10 std | KL, 10 std | wall time (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in sorted(rows, key=lambda r: (r["optimizer"], r["seed"])):
-        step = f"{r['step']}" + ("" if r["status"] == "done" else f" of {r['steps']} (running)")
-        lines.append(
-            f"| {r['optimizer']} | {r['seed']} | {step} | {number(r['disc_loss'], 4)} "
-            f"| {number(r['gen_loss'], 4)} | {number(r['loss_distance'], 4)} "
-            f"| {r['modes_covered']} | {r['high_quality_share']:.3f} | {r['kl_modes']:.3f} "
-            f"| {r['modes_covered_10std']} | {r['high_quality_share_10std']:.3f} "
-            f"| {r['kl_modes_10std']:.3f} | {r['wall_time_s']:.0f} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["optimizer", "seed", "step", "L_D", "L_G", "distance", "modes, 3 std",
+              "share, 3 std", "KL, 3 std", "modes, 10 std", "share, 10 std", "KL, 10 std",
+              "wall time (s)"]
+    return markdown_table(header, (
+        [r["optimizer"], r["seed"], step_cell(r), number(r["disc_loss"]),
+         number(r["gen_loss"]), number(r["loss_distance"]), r["modes_covered"],
+         f"{r['high_quality_share']:.3f}", f"{r['kl_modes']:.3f}", r["modes_covered_10std"],
+         f"{r['high_quality_share_10std']:.3f}", f"{r['kl_modes_10std']:.3f}",
+         f"{r['wall_time_s']:.0f}"]
+        for r in sorted(rows, key=lambda r: (r["optimizer"], r["seed"]))))
 
 
-def run(
-    out: str | os.PathLike[str],
-    *,
-    preset: str = "quick",
-    optimizers: Sequence[str] | str | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    verbose: int = 1,
-    command: str | None = None,
-    resume: bool = False,
-) -> dict[str, Any]:
+def run(out: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
     """Run the 4x4-grid comparison and write ``metrics.json``, figures and ``summary.md``.
 
     Args:
         out: output folder (created).
-        preset: ``"paper"``, ``"quick"`` or ``"smoke"`` (:data:`PRESETS`).
-        optimizers: registry names (list or comma-separated); None for the preset's default.
-        steps: training steps instead of the preset's (snapshots keep their spacing, capped
-            at ``steps``).
-        seed: seed of weights, data and noise.
-        verbose: progress display (1 bar, 2 lines, 0 none).
-        command: the command line, stored in the metrics.
-        resume: save the model and the snapshot at every snapshot step in
-            ``out/checkpoints/<optimizer>`` and, if the folder holds those of an interrupted
-            run of the same settings, continue it exactly (see :func:`train_with_snapshots`).
+        **options: the keywords of :class:`~tfgames.lab.experiments.runner.RunOptions`
+            (``preset``, ``optimizers``, ``steps``, ``seed``, ``verbose``, ``command``,
+            ``resume``; with ``resume`` each optimizer checkpoints into
+            ``out/checkpoints/<optimizer>``).
 
     Returns:
         The metrics dict written to ``out/metrics.json``.
     """
-    config, names, record = start_experiment(
-        "mog", out, PRESETS, DEFAULT_OPTIMIZERS, preset=preset, optimizers=optimizers,
-        steps=steps, seed=seed, command=command)
+    opts = RunOptions(**options)
+    config, names, record = start_experiment("mog", out, PRESETS, DEFAULT_OPTIMIZERS, opts)
     folder = Path(out)
     for name in names:
-        train_one(name, config, record, name, seed=seed, out=folder, verbose=verbose,
-                  resume=resume)
+        train_one(name, config, record, name, seed=opts.seed, out=folder, verbose=opts.verbose,
+                  resume=opts.resume)
     (folder / "summary.md").write_text(summary_table(record.data["runs"]))
     return record.data
 

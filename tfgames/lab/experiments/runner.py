@@ -34,6 +34,7 @@ from tfgames.lab.experiments.records import RunRecord, jsonable
 __all__ = [
     "MLPGAN",
     "GanConfig",
+    "RunOptions",
     "RunRecord",
     "Snapshot",
     "gan_losses",
@@ -179,17 +180,42 @@ def train_with_snapshots(
     return model, snapshots
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """The keyword arguments of every experiment's ``run(out, **options)``.
+
+    :func:`tfgames.lab.experiments.mog.run`, :func:`tfgames.lab.experiments.thresholds.run`
+    and :func:`tfgames.lab.experiments.gaussian75.run` (and ``tfgames run <experiment>``) take
+    the same keywords, declared once here; an unknown keyword raises ``TypeError``.
+
+    Attributes:
+        preset: ``"paper"``, ``"quick"`` or ``"smoke"`` (the experiment's ``PRESETS``).
+        optimizers: registry names (list or comma-separated); None for the preset's default.
+        steps: training steps instead of the preset's (snapshots keep their spacing, capped
+            at ``steps``).
+        seed: seed of weights, data and noise.
+        verbose: progress display (1 bar, 2 lines, 0 none).
+        command: the command line, stored in the metrics.
+        resume: save the model and the snapshot at every snapshot step in
+            ``out/checkpoints/<run>`` and, if the folder holds those of an interrupted run of
+            the same settings, continue it exactly (see :func:`train_with_snapshots`).
+    """
+
+    preset: str = "quick"
+    optimizers: Sequence[str] | str | None = None
+    steps: int | None = None
+    seed: int = 0
+    verbose: int = 1
+    command: str | None = None
+    resume: bool = False
+
+
 def start_experiment(
     experiment: str,
     out: str | os.PathLike[str],
     presets: Mapping[str, GanConfig],
     default_optimizers: Mapping[str, Sequence[str]],
-    *,
-    preset: str,
-    optimizers: Sequence[str] | str | None,
-    steps: int | None,
-    seed: int,
-    command: str | None,
+    options: RunOptions,
     **meta: Any,
 ) -> tuple[GanConfig, list[str], RunRecord]:
     """The set-up every experiment's ``run`` begins with.
@@ -199,23 +225,21 @@ def start_experiment(
         out: the output folder (created and locked by :meth:`RunRecord.start`).
         presets: the experiment's ``PRESETS``.
         default_optimizers: the experiment's ``DEFAULT_OPTIMIZERS`` (preset -> names).
-        preset: the preset's name.
-        optimizers: registry names (list or comma-separated); ``None`` for the preset's
-            default.
-        steps: training steps instead of the preset's (:func:`preset_config`).
-        seed: the run's seed (stored).
-        command: the command line (stored).
+        options: the run's :class:`RunOptions`: ``preset``, ``optimizers`` (``None`` for the
+            preset's default), ``steps`` (:func:`preset_config`), ``seed`` and ``command``
+            (both stored) are used here.
         **meta: more run metadata, stored after ``config`` and ``optimizers``.
 
     Returns:
         ``(config, names, record)``: the preset's :class:`GanConfig`, the resolved optimizer
         names and the started :class:`RunRecord`.
     """
-    config = preset_config(presets, preset, steps)
+    config = preset_config(presets, options.preset, options.steps)
     names = registry.resolve_optimizer_names(
-        default_optimizers[preset] if optimizers is None else optimizers)
-    record = RunRecord.start(out, experiment, preset=preset, seed=seed, command=command,
-                             config=dataclasses.asdict(config), optimizers=names, **meta)
+        default_optimizers[options.preset] if options.optimizers is None else options.optimizers)
+    record = RunRecord.start(out, experiment, preset=options.preset, seed=options.seed,
+                             command=options.command, config=dataclasses.asdict(config),
+                             optimizers=names, **meta)
     return config, names, record
 
 

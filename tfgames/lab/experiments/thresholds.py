@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,8 @@ from tfgames.lab.experiments import registry
 from tfgames.lab.experiments.gan import GanConfig
 from tfgames.lab.experiments.mog import PRESETS as MOG_PRESETS
 from tfgames.lab.experiments.mog import train_one
-from tfgames.lab.experiments.runner import start_experiment
+from tfgames.lab.experiments.runner import RunOptions, start_experiment
+from tfgames.lab.tables import markdown_table, number
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -139,30 +139,25 @@ def _table_row(key: str, grid: str, entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(
-    out: str | os.PathLike[str],
-    *,
-    preset: str = "quick",
-    optimizers: Sequence[str] | str | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    verbose: int = 1,
-    command: str | None = None,
-    resume: bool = False,
-) -> dict[str, Any]:
+def run(out: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
     """Train every (optimizer, learning rate) of the preset's grids; tabulate convergence.
 
-    Args are those of :func:`tfgames.lab.experiments.mog.run`; with ``optimizers=None`` the
-    default ``["adamirror", "sga"]`` is reduced to the optimizers installed. Returns the
-    metrics dict written to ``out/metrics.json``.
+    Args:
+        out: output folder (created).
+        **options: the keywords of :class:`~tfgames.lab.experiments.runner.RunOptions`; with
+            ``optimizers=None`` the default ``["adamirror", "sga"]`` is reduced to the
+            optimizers installed.
+
+    Returns:
+        The metrics dict written to ``out/metrics.json``.
     """
+    opts = RunOptions(**options)
     available = registry.available_optimizers()
     defaults = {key: [n for n in listed if n in available]
                 for key, listed in DEFAULT_OPTIMIZERS.items()}
-    grids = GRIDS.get(preset)
+    grids = GRIDS.get(opts.preset)
     base, names, record = start_experiment(
-        "thresholds", out, PRESETS, defaults, preset=preset, optimizers=optimizers, steps=steps,
-        seed=seed, command=command, grids=grids,
+        "thresholds", out, PRESETS, defaults, opts, grids=grids,
         convergence="finite final losses and distance of (L_D, L_G) from (2 ln 2, ln 2) "
                     f"<= {CONVERGENCE_TOLERANCE}",
     )
@@ -175,8 +170,8 @@ def run(
                 key = f"{name}@{rate:g}"
                 if key not in done:
                     config = dataclasses.replace(base, learning_rate=rate)
-                    done[key] = train_one(name, config, record, key, seed=seed, out=folder,
-                                          verbose=verbose, resume=resume)
+                    done[key] = train_one(name, config, record, key, seed=opts.seed,
+                                          out=folder, verbose=opts.verbose, resume=opts.resume)
                 record.data["table"].append(_table_row(key, grid, done[key]))
                 record.save()
                 threshold_figure(record.data["table"], path=folder / "thresholds.png")
@@ -186,16 +181,10 @@ def run(
 
 def summary_table(table: list[dict[str, Any]]) -> str:
     """A Markdown table of the grid: final losses, distance, converged, modes."""
-    lines = [
-        "| grid | optimizer | learning rate | L_D | L_G | distance | converged | modes "
-        "| high-quality share |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in table:
-        lines.append(
-            f"| {r['grid']} | {r['optimizer']} | {r['learning_rate']:g} "
-            f"| {r['disc_loss']:.4f} | {r['gen_loss']:.4f} | {r['loss_distance']:.4f} "
-            f"| {'yes' if r['converged'] else 'no'} | {r['modes_covered']} "
-            f"| {r['high_quality_share']:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["grid", "optimizer", "learning rate", "L_D", "L_G", "distance", "converged",
+              "modes", "high-quality share"]
+    return markdown_table(header, (
+        [r["grid"], r["optimizer"], f"{r['learning_rate']:g}", number(r["disc_loss"]),
+         number(r["gen_loss"]), number(r["loss_distance"]), "yes" if r["converged"] else "no",
+         r["modes_covered"], number(r["high_quality_share"], 3)]
+        for r in table))
