@@ -81,11 +81,13 @@ def assert_bitwise_equal(a: list, b: list) -> None:
 def assert_equal_to_rounding(a: list, b: list, ulps: int = 4) -> None:
     """Equal up to ``ulps`` float rounding steps of each array's largest entry.
 
-    For two *different* compiled graphs (e.g. one that also computes extra metrics):
-    TensorFlow does not promise bitwise equal results across different graphs on CPU, and a
-    CI run under load once differed by one ulp in one weight. Any real leak into training (a
-    changed noise draw, an extra update) moves the weights by the step's size, ~1e-3 here,
-    orders of magnitude above this bound.
+    For two runs through *different* graphs or input pipelines (a step that also computes
+    extra metrics; class weights gathered in tf.data vs sample weights given): TensorFlow does
+    not promise bitwise equal results across them on CPU, and on a loaded 2-core machine they
+    once differed by one ulp in one weight (CI, extra metrics) and by 1.5e-8 after four SGA
+    steps (class weights). Any real leak into training (a changed noise draw, an extra update,
+    a weight on the wrong class) moves the weights by the step's size, ~1e-3 here, orders of
+    magnitude above this bound. Save / load / resume stays bitwise (assert_bitwise_equal).
     """
     assert len(a) == len(b)
     for u, v in zip(a, b):
@@ -192,7 +194,7 @@ def test_sample_and_class_weights_weight_the_losses(kind):
     assert differs(weights(plain), weights(readme_gan()))  # and both runs trained
 
 
-def test_class_weight_is_the_sample_weight_of_each_class(fixed_sum_order):
+def test_class_weight_is_the_sample_weight_of_each_class():
     """class_weight is Keras' sample weight per class of y: the same run as those weights,
     which is the run without y (y does not enter this game)."""
     y = (np.arange(len(X)) % 4 == 0).astype("int32")
@@ -203,8 +205,11 @@ def test_class_weight_is_the_sample_weight_of_each_class(fixed_sum_order):
     with_y.fit(X, y, sample_weight=sample_weight, epochs=1, **FIT)
     without_y = compiled("sga", cls=WeightedGAN)
     without_y.fit(X, sample_weight=sample_weight, epochs=1, **FIT)
-    assert_bitwise_equal(weights(by_class), weights(with_y))
-    assert_bitwise_equal(weights(with_y), weights(without_y))
+    # Different input pipelines (class weights gathered in tf.data vs given): equal up to
+    # float rounding; a weight applied to the wrong class would move them by ~1e-3.
+    assert_equal_to_rounding(weights(by_class), weights(with_y))
+    assert_equal_to_rounding(weights(with_y), weights(without_y))
+    assert differs(weights(by_class), weights(compiled("sga", cls=WeightedGAN)))
 
 
 def test_weights_reach_compute_losses_exactly():
@@ -255,7 +260,7 @@ def test_validation_reports_only_losses_and_does_not_change_training(kind):
     alone.fit(X, epochs=2, **FIT)
     validated = compiled(kind)
     history = validated.fit(X, epochs=2, validation_data=(X_VAL,), **FIT)
-    assert_bitwise_equal(weights(validated), weights(alone))
+    assert_equal_to_rounding(weights(validated), weights(alone))
     np.testing.assert_array_equal(validated.seed_generator.state.numpy(),
                                   alone.seed_generator.state.numpy())
     val_keys = sorted(k for k in history.history if k.startswith("val_"))
