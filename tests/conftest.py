@@ -129,3 +129,16 @@ def fixed_sum_order():
     yield
     tf.config.optimizer.set_experimental_options(
         {"arithmetic_optimization": True if before is None else before})
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` free localhost ports (for the multi-worker tests' TF_CONFIG)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports

@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import free_ports
 
 HERE = os.path.dirname(__file__)
 #: The default run's configurations (one worker process, 2 steps: one step of each player).
@@ -79,17 +80,6 @@ def test_every_alternating_order_and_alex_gda_under_mirrored_strategy_equal_one_
         _assert_mirrored_equals_single(results[name], name, 7)
 
 
-def _free_ports(n):
-    import socket
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _multi_worker_run(name, steps, cluster=None, index=None):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE])}
     env.pop("TF_CONFIG", None)
@@ -113,7 +103,7 @@ def test_multi_worker_equals_one_device(name):
     """Two worker processes on localhost under MultiWorkerMirroredStrategy (one replica each,
     the batch sharded by element) against one device, 3 steps (tests/
     alternating_multiworker_worker.py); same tolerance as above."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     workers = [_multi_worker_run(name, 3, cluster, index) for index in range(2)]
     single = _multi_worker_run(name, 3)

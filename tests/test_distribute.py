@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import free_ports
 
 HERE = os.path.dirname(__file__)
 OPTIMIZERS = ["sgd", "sga", "sga_db", "consensus", "adamirror", "lookahead_sga", "extragradient",
@@ -62,22 +63,11 @@ def _assert_mirrored_equals_single(results, name):
                                    atol=1e-6, err_msg=key)
 
 
-def _free_ports(n):
-    import socket
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.mark.parametrize("name", ["sga"] + [
     pytest.param(name, marks=pytest.mark.slow) for name in OPTIMIZERS if name != "sga"])
 def test_multi_worker_equals_single_device(results, name):
     """Two worker processes on localhost with MultiWorkerMirroredStrategy."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
     for index in range(2):

@@ -205,6 +205,16 @@ def _blocks_of(players):
     return out
 
 
+def _chi_reference(h_o, grads, blocks):
+    """chi_i = sum_{j != i} (d xi_j / d w_i)^T grad_j l_i from the finite-difference blocks."""
+    chi = np.zeros(h_o.shape[0])
+    for i, bi in enumerate(blocks):
+        for j, bj in enumerate(blocks):
+            if j != i:
+                chi[bi] += h_o[bj, bi].T @ grads[i][bj]
+    return chi
+
+
 @pytest.mark.parametrize("execution", ["eager", "function"])
 @pytest.mark.parametrize("n_players", [2, 3])
 def test_lola_terms_equal_finite_differences(n_players, execution):
@@ -214,11 +224,7 @@ def test_lola_terms_equal_finite_differences(n_players, execution):
     xi_ref, h_o = _reference(players, loss_fn)
     grads = _cross_gradients(players, loss_fn)
     blocks = _blocks_of(players)
-    chi_ref = np.zeros_like(xi_ref)
-    for i, bi in enumerate(blocks):
-        for j, bj in enumerate(blocks):
-            if j != i:
-                chi_ref[bi] += h_o[bj, bi].T @ grads[i][bj]
+    chi_ref = _chi_reference(h_o, grads, blocks)
     compute = lambda: products.lola_terms(loss_fn, players)  # noqa: E731
     got = compute() if execution == "eager" else tf.function(compute)()
     tol = dict(rtol=0, atol=1e-8 * np.abs(h_o).max() * max(1.0, np.abs(xi_ref).max()))
@@ -240,11 +246,7 @@ def test_opponent_shaping_step_equals_finite_differences(name):
     xi_ref, h_o = _reference(players, loss_fn)
     grads = _cross_gradients(players, loss_fn)
     blocks = _blocks_of(players)
-    chi = np.zeros_like(xi_ref)
-    for i, bi in enumerate(blocks):
-        for j, bj in enumerate(blocks):
-            if j != i:
-                chi[bi] += h_o[bj, bi].T @ grads[i][bj]
+    chi = _chi_reference(h_o, grads, blocks)
     lr, alpha, a, b = 0.1, 0.4, 0.3, 0.2
     la = xi_ref - alpha * h_o @ xi_ref
     p = {"la": 0.0, "lola": 1.0}.get(name)

@@ -486,13 +486,7 @@ def game_products(
         )
     variables = [v for vs in players.values() for v in vs]
     values, mapping = _read_once(variables)
-    if vector is not None:
-        if len(vector) != len(values):
-            raise ValueError(
-                f"`vector` must have one tensor per variable ({len(values)}). "
-                f"Received: {len(vector)} tensors."
-            )
-        vector = [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
+    vector = _checked_vector(vector, values)
     double_backward = hv and mode == "double_backward"
     forward = hv and mode == "forward"
     # In forward mode the first evaluation's updates wait for the second evaluation, so that
@@ -511,6 +505,66 @@ def game_products(
     return GameProducts(losses, xi, vector, hv_out, htv_out)
 
 
+def _checked_vector(vector, values) -> list[tf.Tensor] | None:
+    """``vector`` cast to the variables' dtypes, constant; one tensor per variable (or None)."""
+    if vector is None:
+        return None
+    if len(vector) != len(values):
+        raise ValueError(
+            f"`vector` must have one tensor per variable ({len(values)}). "
+            f"Received: {len(vector)} tensors."
+        )
+    return [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
+
+
+def _recorded_evaluation(loss_fn, players, values, contexts, vector, vector_fn, record: bool):
+    """One evaluation of the losses at ``values`` (inside ``contexts``) and xi.
+
+    Returns ``(outer, losses, xi, vector)``: ``outer`` is a persistent tape that recorded xi
+    (for reverse-over-reverse products; ``None`` unless ``record``), and ``vector`` is v, or
+    ``vector_fn(xi)`` of this same evaluation when v is None. Every ``gradient`` call is made
+    outside its own tape's context (TensorFlow warns otherwise).
+    """
+    outer = None
+    with contextlib.ExitStack() as stack:
+        if record:
+            outer = stack.enter_context(
+                tf.GradientTape(watch_accessed_variables=False, persistent=True)
+            )
+            outer.watch(values)
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
+            inner.watch(values)
+            with contextlib.ExitStack() as scopes:
+                for context in contexts:
+                    scopes.enter_context(context)
+                losses = dict(loss_fn())
+        xi = _player_gradients(inner, losses, players, values)
+        if vector is None:
+            vector_fn = vector_fn or (lambda xs: xs)
+            vector = [tf.stop_gradient(u) for u in vector_fn([tf.stop_gradient(x) for x in xi])]
+    return outer, losses, xi, vector
+
+
+def _record_linear_map(g, like, persistent: bool = False) -> tuple:
+    """A linear map g recorded at a dummy u = 0 shaped like ``like``: ``(tape, u, g(u))``.
+
+    Its transpose applied to v is then d<g(u), v>/du (:func:`_apply_transpose`): the
+    double-backward trick, one backward pass through the recorded map per product.
+    """
+    dummies = [tf.zeros_like(x) for x in like]
+    with tf.GradientTape(watch_accessed_variables=False, persistent=persistent) as tape:
+        tape.watch(dummies)
+        g_of_u = g(dummies)
+    return tape, dummies, g_of_u
+
+
+def _apply_transpose(recorded: tuple, vector, sources) -> list[tf.Tensor]:
+    """g^T v = d<g(u), v>/du for a map recorded by :func:`_record_linear_map` (dense)."""
+    tape, dummies, g_of_u = recorded
+    return _dense(_zeros_for_none(
+        tape.gradient(g_of_u, dummies, output_gradients=vector), sources))
+
+
 def _reverse_pass(loss_fn, players, values, scope, watch, vector, vector_fn, want_htv,
                   want_hv):
     """One forward pass at ``values`` (in ``scope``): losses, xi, v, H^T v
@@ -518,30 +572,14 @@ def _reverse_pass(loss_fn, players, values, scope, watch, vector, vector_fn, wan
     same pass when not given. Every ``gradient`` call is made outside its own tape's context
     (TensorFlow warns otherwise); the dummy tape records g(u) = H^T u on its own.
     """
-    with contextlib.ExitStack() as stack:
-        if want_htv or want_hv:
-            outer = stack.enter_context(
-                tf.GradientTape(watch_accessed_variables=False, persistent=True)
-            )
-            outer.watch(values)
-        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
-            inner.watch(values)
-            with watch, scope:
-                losses = dict(loss_fn())
-        xi = _player_gradients(inner, losses, players, values)
-        if vector is None:
-            vector = [tf.stop_gradient(u) for u in vector_fn([tf.stop_gradient(x) for x in xi])]
+    outer, losses, xi, vector = _recorded_evaluation(
+        loss_fn, players, values, (watch, scope), vector, vector_fn, want_htv or want_hv)
     htv = hv = None
     if want_hv:  # g(u) = H^T u for a dummy u, recorded; then H v = d<g(u), v>/du
-        dummies = [tf.zeros_like(x) for x in values]
-        with tf.GradientTape(watch_accessed_variables=False) as dummy_tape:
-            dummy_tape.watch(dummies)
-            g_of_u = _zeros_for_none(
-                outer.gradient(xi, values, output_gradients=dummies), values
-            )
-        hv = _dense(_zeros_for_none(
-            dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), values
-        ))
+        recorded = _record_linear_map(
+            lambda u: _zeros_for_none(outer.gradient(xi, values, output_gradients=u), values),
+            values)
+        hv = _apply_transpose(recorded, vector, values)
     if want_htv:
         htv = _dense(
             _zeros_for_none(outer.gradient(xi, values, output_gradients=vector), values)
@@ -829,37 +867,15 @@ def off_diagonal_products(
     """
     variables = [v for vs in players.values() for v in vs]
     values, mapping = _read_once(variables)
-    if vector is not None:
-        if len(vector) != len(values):
-            raise ValueError(
-                f"`vector` must have one tensor per variable ({len(values)}). "
-                f"Received: {len(vector)} tensors."
-            )
-        vector = [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
+    vector = _checked_vector(vector, values)
     slices = _player_slices(players)
-    with contextlib.ExitStack() as stack:
-        if hv or htv:
-            outer = stack.enter_context(
-                tf.GradientTape(watch_accessed_variables=False, persistent=True)
-            )
-            outer.watch(values)
-        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
-            inner.watch(values)
-            with _EvaluationAt(mapping):
-                losses = dict(loss_fn())
-        xi = _player_gradients(inner, losses, players, values)
-        if vector is None:
-            vector_fn = vector_fn or (lambda xs: xs)
-            vector = [tf.stop_gradient(u) for u in vector_fn([tf.stop_gradient(x) for x in xi])]
+    outer, losses, xi, vector = _recorded_evaluation(
+        loss_fn, players, values, (_EvaluationAt(mapping),), vector, vector_fn, hv or htv)
     ho_v = ho_t_v = None
     if hv:  # g(u) = H_o^T u for a dummy u, recorded; then H_o v = d<g(u), v>/du
-        dummies = [tf.zeros_like(x) for x in values]
-        with tf.GradientTape(watch_accessed_variables=False) as dummy_tape:
-            dummy_tape.watch(dummies)
-            g_of_u = _restricted_htv(outer, xi, values, slices, dummies)
-        ho_v = _dense(_zeros_for_none(
-            dummy_tape.gradient(g_of_u, dummies, output_gradients=vector), values
-        ))
+        recorded = _record_linear_map(
+            lambda u: _restricted_htv(outer, xi, values, slices, u), values)
+        ho_v = _apply_transpose(recorded, vector, values)
     if htv:
         ho_t_v = _dense(_restricted_htv(outer, xi, values, slices, vector))
     return OffDiagonalProducts(losses, [tf.stop_gradient(x) for x in xi], vector, ho_v, ho_t_v)
@@ -897,15 +913,14 @@ class OffDiagonalLinearization:
                 f"The block {key!r} was not recorded. Pass it to off_diagonal_linearization "
                 "(`blocks=[(target, source), ...]`, or `full=True` for H_o v)."
             )
-        tape, dummies, g_of_u = self._maps[key]
+        g_of_u = self._maps[key][2]
         if len(vector) != len(g_of_u):
             raise ValueError(
                 f"`vector` must have one tensor per variable of the block ({len(g_of_u)}). "
                 f"Received: {len(vector)} tensors."
             )
         vector = [tf.stop_gradient(tf.cast(v, g.dtype)) for v, g in zip(vector, g_of_u)]
-        return _dense(_zeros_for_none(
-            tape.gradient(g_of_u, dummies, output_gradients=vector), sources))
+        return _apply_transpose(self._maps[key], vector, sources)
 
     def ho_v(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """(H_o v)_i = sum_{j != i} (grad_j xi_i) v_j, aligned with the flat variable list."""
@@ -959,32 +974,18 @@ def off_diagonal_linearization(
                 f"`blocks` must hold (target, source) pairs of different player indices in "
                 f"[0, {len(slices)}). Received: {(t, s)!r}."
             )
-    with contextlib.ExitStack() as stack:
-        outer = stack.enter_context(
-            tf.GradientTape(watch_accessed_variables=False, persistent=True))
-        outer.watch(values)
-        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
-            inner.watch(values)
-            with _EvaluationAt(mapping):
-                losses = dict(loss_fn())
-        xi = _player_gradients(inner, losses, players, values)
-        vector = [tf.stop_gradient(u) for u in (vector_fn or (lambda xs: xs))(
-            [tf.stop_gradient(x) for x in xi])]
+    outer, losses, xi, vector = _recorded_evaluation(
+        loss_fn, players, values, (_EvaluationAt(mapping),), None, vector_fn, True)
     maps = {}
     if full:
-        dummies = [tf.zeros_like(x) for x in values]
-        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
-            tape.watch(dummies)
-            g_of_u = _restricted_htv(outer, xi, values, slices, dummies)
-        maps["full"] = (tape, dummies, g_of_u)
+        maps["full"] = _record_linear_map(
+            lambda u: _restricted_htv(outer, xi, values, slices, u), values, persistent=True)
     for t, s in blocks:
         (_, ts, te), (_, ss, se) = slices[t], slices[s]
-        dummies = [tf.zeros_like(values[k]) for k in range(ts, te)]
-        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
-            tape.watch(dummies)
-            g_of_u = _zeros_for_none(outer.gradient(
-                xi[ts:te], values[ss:se], output_gradients=dummies), values[ss:se])
-        maps[(t, s)] = (tape, dummies, g_of_u)
+        maps[(t, s)] = _record_linear_map(
+            lambda u, ts=ts, te=te, ss=ss, se=se: _zeros_for_none(outer.gradient(
+                xi[ts:te], values[ss:se], output_gradients=u), values[ss:se]),
+            values[ts:te], persistent=True)
     return OffDiagonalLinearization(
         losses, [tf.stop_gradient(x) for x in xi], vector, values, slices, maps)
 
@@ -1049,12 +1050,8 @@ def lola_terms(
             grads.append([tf.stop_gradient(t) for t in reduce_fn(
                 [tf.stop_gradient(t) for t in g])])
     xi = [t for g, (_, start, stop) in zip(grads, slices) for t in g[start:stop]]
-    dummies = [tf.zeros_like(x) for x in values]
-    with tf.GradientTape(watch_accessed_variables=False) as dummy_tape:
-        dummy_tape.watch(dummies)
-        g_of_u = _restricted_htv(outer, own, values, slices, dummies)
-    ho_xi = _dense(_zeros_for_none(
-        dummy_tape.gradient(g_of_u, dummies, output_gradients=xi), values))
+    recorded = _record_linear_map(lambda u: _restricted_htv(outer, own, values, slices, u), values)
+    ho_xi = _apply_transpose(recorded, xi, values)
     chi = []
     for (_, start, stop), grad in zip(slices, grads):
         others = [k for k in range(len(values)) if not start <= k < stop]
