@@ -119,7 +119,7 @@ def fixed_sum_order():
     TensorFlow's CPU ``AddN`` kernel reuses the buffer of the first input no other op still
     holds and, when that is input r >= 2, swaps inputs 0 and r: with three or more inputs
     the summation order, so the last bit, then depends on thread scheduling
-    (docs/migration.md, "Bitwise repeatability"). The arithmetic optimizer's merged sums
+    (docs/migration.md, "Repeatability"). The arithmetic optimizer's merged sums
     create such ``AddN`` nodes in double-backward steps; without it the steps these tests
     compare have none, and two runs that must agree bitwise (save / load / resume, a hook
     that must not move training) can be compared bitwise on a loaded machine.

@@ -71,6 +71,11 @@ def check_iterations(value) -> int:
     return int(value)
 
 
+def _global(game: Game, tensors):
+    """This replica's share of a sum over the batch, unscaled and summed over the replicas."""
+    return all_reduce_sum(game._unscale(tensors))
+
+
 def player_blocks(game: Game) -> list[tuple[str, int, int]]:
     """``(name, start, stop)`` of each player's block in ``game.variables``."""
     return products._player_slices(game.players)
@@ -79,28 +84,22 @@ def player_blocks(game: Game) -> list[tuple[str, int, int]]:
 def cross_gradients(game: Game) -> tuple[dict[str, tf.Tensor], list[list[tf.Tensor]]]:
     """``(losses, grads)``, grads[i] = grad_w l_i on the global batch (all-reduced)."""
     losses, grads = products.cross_gradients(game._checked_losses, game.players)
-    return losses, [all_reduce_sum(game._unscale(g)) for g in grads]
+    return losses, [_global(game, g) for g in grads]
 
 
 def player_jvps(game: Game, tangents) -> list[tf.Tensor]:
     """(H t^(i))_i per player, global (see :func:`tfgames.products.player_jvps`)."""
-    return all_reduce_sum(
-        game._unscale(products.player_jvps(game._checked_losses, game.players, tangents))
-    )
+    return _global(game, products.player_jvps(game._checked_losses, game.players, tangents))
 
 
 def off_diagonal_hv(game: Game, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
     """H_o v on the global batch; v must be global."""
-    return all_reduce_sum(
-        game._unscale(products.off_diagonal_hv(game._checked_losses, game.players, vector))
-    )
+    return _global(game, products.off_diagonal_hv(game._checked_losses, game.players, vector))
 
 
 def off_diagonal_htv(game: Game, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
     """H_o^T v on the global batch; v must be global."""
-    return all_reduce_sum(
-        game._unscale(products.off_diagonal_htv(game._checked_losses, game.players, vector))
-    )
+    return _global(game, products.off_diagonal_htv(game._checked_losses, game.players, vector))
 
 
 def off_diagonal_products(
@@ -116,17 +115,15 @@ def off_diagonal_products(
     """
     p = products.off_diagonal_products(
         game._checked_losses, game.players, vector, hv=hv, htv=htv,
-        vector_fn=lambda xs: all_reduce_sum(game._unscale(xs)),
+        vector_fn=lambda xs: _global(game, xs),
     )
-    reduce = lambda t: None if t is None else all_reduce_sum(game._unscale(t))  # noqa: E731
+    reduce = lambda t: None if t is None else _global(game, t)  # noqa: E731
     return p._replace(xi=game._unscale(p.xi), ho_v=reduce(p.ho_v), ho_t_v=reduce(p.ho_t_v))
 
 
 def lola_chi(game: Game, grads: Sequence[Sequence[tf.Tensor]]) -> list[tf.Tensor]:
     """LOLA's chi on the global batch; ``grads`` must be global (:func:`cross_gradients`)."""
-    return all_reduce_sum(
-        game._unscale(products.lola_chi(game._checked_losses, game.players, grads))
-    )
+    return _global(game, products.lola_chi(game._checked_losses, game.players, grads))
 
 
 class Linearization:
@@ -138,17 +135,17 @@ class Linearization:
         self._game = game
         self._lin = products.off_diagonal_linearization(
             game._checked_losses, game.players, full=full, blocks=blocks,
-            vector_fn=lambda xs: all_reduce_sum(game._unscale(xs)))
+            vector_fn=lambda xs: _global(game, xs))
         self.losses, self.xi = self._lin.losses, self._lin.vector
 
     def ho_v(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """H_o v on the global batch."""
-        return all_reduce_sum(self._game._unscale(self._lin.ho_v(vector)))
+        return _global(self._game, self._lin.ho_v(vector))
 
     def block_v(self, target: int, source: int, vector: Sequence[tf.Tensor]
                 ) -> list[tf.Tensor]:
         """H_ts v_s on the global batch (player ``target``'s block)."""
-        return all_reduce_sum(self._game._unscale(self._lin.block_v(target, source, vector)))
+        return _global(self._game, self._lin.block_v(target, source, vector))
 
 
 def lola_terms(game: Game) -> products.ShapingTerms:
@@ -157,9 +154,8 @@ def lola_terms(game: Game) -> products.ShapingTerms:
     the products' shares after).
     """
     p = products.lola_terms(game._checked_losses, game.players,
-                            reduce_fn=lambda g: all_reduce_sum(game._unscale(g)))
-    return p._replace(ho_xi=all_reduce_sum(game._unscale(p.ho_xi)),
-                      chi=all_reduce_sum(game._unscale(p.chi)))
+                            reduce_fn=lambda g: _global(game, g))
+    return p._replace(ho_xi=_global(game, p.ho_xi), chi=_global(game, p.chi))
 
 
 def full_hv(game: Game, vector: Sequence[tf.Tensor], mode: str) -> list[tf.Tensor]:

@@ -65,7 +65,7 @@ def resolve_hvp_mode(hvp_mode: str, variables=()) -> str:
     ``"forward"`` on every device: the double-backward step contains a three-input ``AddN``
     (from Grappler's merge of the products H xi shares with H^T xi) whose summation order
     TensorFlow's CPU kernel picks at run time, so its last bits depend on thread scheduling,
-    which op determinism does not cover (docs/migration.md, "Bitwise repeatability").
+    which op determinism does not cover (docs/migration.md, "Repeatability").
     """
     if hvp_mode != "auto":
         return hvp_mode
