@@ -12,7 +12,8 @@ initial weights, through ``GameModel``'s compiled train step:
   iterations (tolerance 0, no warm start; the solver's k is printed): the cost of one
   solver iteration is the slope (t(k10) - t(k1)) / 9, printed over a plain step (target: at
   most two Hessian-vector products, about an SGA step minus a plain one);
-- ``gacgd-k5``, ``acgd-k5``, ``lss-k5``: the other solver-based methods at k = 5.
+- ``gacgd-k5``, ``acgd-k5``, ``lss-k5``: the other solver-based methods at k = 5;
+  ``lss-k5-forward``: LSS with ``hvp_mode="forward"`` (one evaluation per H v product).
 
 Repetitions are interleaved across configurations in a rotating order, so that the load of a
 shared machine hits all alike; reported: median ms/step (for orientation) and the median ratio
@@ -67,6 +68,8 @@ def optimizers(lr: float) -> dict:
         "gacgd-k5": lambda: GACGD(rms(), alpha=lr, max_iterations=5, **exact),
         "acgd-k5": lambda: ACGD(lr, solver="gmres", max_iterations=5, **exact),
         "lss-k5": lambda: LSS(rms(), regularize="never", tol=0.0, max_iterations=5),
+        "lss-k5-forward": lambda: LSS(rms(), regularize="never", tol=0.0, max_iterations=5,
+                                      hvp_mode="forward"),
     }
 
 

@@ -52,11 +52,19 @@ For CGD, GACGD and ACGD (``cgd-k5``, ``gacgd-k5``, ``acgd-k5``: exactly 5 GMRES 
 their solver loops are unrolled in these rows, so that every iteration's products are counted
 (a ``tf.while_loop`` body would be counted once).
 
+For LSS (``lss-k5``: exactly 5 GMRES iterations, ``regularize="never"``) ``shared`` is the
+default, xi and every H v and H^T v from one evaluation
+(:func:`tfgames.products.game_linearization`), and ``per-player`` its path before: xi, each
+forward-mode H v and the final H^T u from an evaluation of their own (``Game.products``);
+``lss-k5-forward`` is today's ``hvp_mode="forward"`` (xi and H^T u shared, each H v from its
+own evaluation). The per-player products of the "before" rows (one evaluation of the losses
+per player and product) are written here, no optimizer uses them any more.
+
 Each optimizer row also checks its first ``SGD(1)`` step against the ``shared`` one.
 
 Usage: ``python benchmarks/sga_product_counts.py [--widths 128,384] [--rows ...]
-[--optimizers sga-unaligned,lead,la,lola,cgd-k5,gacgd-k5,acgd-k5]`` (``--rows ''`` skips
-the formulation rows).
+[--optimizers sga-unaligned,lead,la,lola,cgd-k5,gacgd-k5,acgd-k5,lss-k5,lss-k5-forward]``
+(``--rows ''`` skips the formulation rows).
 """
 
 from __future__ import annotations
@@ -228,9 +236,43 @@ OPTIMIZERS = {
                                        tol=0.0, warm_start=False), ("per-player",)),
     "acgd-k5": (lambda: tfgames.ACGD(1.0, solver="gmres", max_iterations=5, tol=0.0,
                                      warm_start=False), ("per-player",)),
+    # LSS, exactly 5 GMRES iterations: "shared" is the default (H v by double backward through
+    # the one evaluation), "per-player" its path before (xi, every forward-mode H v and the
+    # final H^T u each from its own evaluation); lss-k5-forward: hvp_mode="forward" today
+    "lss-k5": (lambda: tfgames.LSS(keras.optimizers.SGD(1.0), regularize="never",
+                                   max_iterations=5, tol=0.0), ("per-player",)),
+    "lss-k5-forward": (lambda: tfgames.LSS(keras.optimizers.SGD(1.0), regularize="never",
+                                           max_iterations=5, tol=0.0, hvp_mode="forward"),
+                       ()),
 }
 _shared_products = _blocks.off_diagonal_products
 _shared_lola_terms = _blocks.lola_terms
+
+
+# The per-player products the library used before the shared evaluation, on a Game, global
+# (all-reduced like ``_blocks``' products): one evaluation of the losses per player and product.
+def _cross_gradients(game):
+    losses, grads = products.cross_gradients(game._checked_losses, game.players)
+    return losses, [_blocks._global(game, g) for g in grads]
+
+
+def _player_jvps(game, tangents):
+    return _blocks._global(game, products.player_jvps(game._checked_losses, game.players,
+                                                      tangents))
+
+
+def _off_diagonal_hv(game, vector):
+    return _blocks._global(game, products.off_diagonal_hv(game._checked_losses, game.players,
+                                                          vector))
+
+
+def _off_diagonal_htv(game, vector):
+    return _blocks._global(game, products.off_diagonal_htv(game._checked_losses, game.players,
+                                                           vector))
+
+
+def _lola_chi(game, grads):
+    return _blocks._global(game, products.lola_chi(game._checked_losses, game.players, grads))
 
 
 def _full_products(game, vector=None, *, hv=True, htv=True):
@@ -247,31 +289,38 @@ def _per_player_products(game, vector=None, *, hv=True, htv=True):
     losses, xi = game.gradient()
     v = all_reduce_sum(xi) if vector is None else list(vector)
     return products.OffDiagonalProducts(
-        losses, xi, v, _blocks.off_diagonal_hv(game, v) if hv else None,
-        _blocks.off_diagonal_htv(game, v) if htv else None)
+        losses, xi, v, _off_diagonal_hv(game, v) if hv else None,
+        _off_diagonal_htv(game, v) if htv else None)
 
 
 def _per_player_lola_terms(game):
     """The cross gradients from one evaluation, then H_o xi (forward mode) and chi
     (reverse-over-reverse) with one evaluation of the losses per player and product."""
-    losses, grads = _blocks.cross_gradients(game)
+    losses, grads = _cross_gradients(game)
     xi = [t for g, (_, a, b) in zip(grads, _blocks.player_blocks(game)) for t in g[a:b]]
-    return products.ShapingTerms(losses, grads, xi, _blocks.off_diagonal_hv(game, xi),
-                                 _blocks.lola_chi(game, grads))
+    return products.ShapingTerms(losses, grads, xi, _off_diagonal_hv(game, xi),
+                                 _lola_chi(game, grads))
 
 
 class _PerPlayerLinearization:
     """The solvers' products as before: xi from its own evaluation, then one evaluation of the
-    losses per product (:func:`tfgames.products.player_jvps`, forward mode)."""
+    losses per product (:func:`tfgames.products.player_jvps`, forward mode; for LSS the full
+    H v in forward mode and H^T v, each from ``Game.products``)."""
 
-    def __init__(self, game, *, full=False, blocks=()) -> None:
-        del full, blocks
+    def __init__(self, game, *, jacobian=False, full=False, blocks=()) -> None:
+        del jacobian, full, blocks
         self._game = game
         self.losses, xi = game.gradient()
         self.xi = all_reduce_sum(xi)
 
+    def hv(self, vector):
+        return _blocks.full_hv(self._game, vector, "forward")
+
+    def htv(self, vector):
+        return _blocks.full_htv(self._game, vector)
+
     def ho_v(self, vector):
-        return _blocks.off_diagonal_hv(self._game, vector)
+        return _off_diagonal_hv(self._game, vector)
 
     def block_v(self, target, source, vector):
         slices = _blocks.player_blocks(self._game)
@@ -279,7 +328,7 @@ class _PerPlayerLinearization:
         for k, v in enumerate(vector):
             tangents[target][slices[source][1] + k] = v
         _, start, stop = slices[target]
-        return _blocks.player_jvps(self._game, tangents)[start:stop]
+        return _player_jvps(self._game, tangents)[start:stop]
 
 
 _shared_linearization = _blocks.Linearization

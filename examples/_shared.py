@@ -67,6 +67,15 @@ def mnist_images(args: argparse.Namespace, *, smoke_size: int = 256) -> np.ndarr
     return data.images[:smoke_size] if args.smoke else data.images
 
 
+def mnist_setup(args: argparse.Namespace, name: str, *, full_steps: int, smoke_steps: int,
+                batch_size: int, smoke_batch_size: int = 16) -> tuple[Path, np.ndarray, int]:
+    """An MNIST example's start: ``(out, images, batch)`` from :func:`setup`,
+    :func:`mnist_images` and the run's batch size (``smoke_batch_size`` in a smoke run).
+    """
+    out = setup(args, name, full_steps=full_steps, smoke_steps=smoke_steps)
+    return out, mnist_images(args), smoke_batch_size if args.smoke else batch_size
+
+
 def image_batches(images: np.ndarray, batch_size: int, seed: int,
                   with_index: bool = False) -> tf.data.Dataset:
     """An endless shuffled stream of full batches (optionally with the digits' indices)."""

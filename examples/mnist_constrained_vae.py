@@ -84,9 +84,8 @@ def main(argv=None) -> dict:
     p.add_argument("--target", type=float, default=DEFAULT_TARGET,
                    help="alpha: the likelihood term the constraint asks for (nats per digit)")
     args = p.parse_args(argv)
-    out = _shared.setup(args, "mnist_constrained_vae", full_steps=10000, smoke_steps=4)
-    images = _shared.mnist_images(args)
-    batch = 16 if args.smoke else BATCH_SIZE
+    out, images, batch = _shared.mnist_setup(args, "mnist_constrained_vae", full_steps=10000,
+                                             smoke_steps=4, batch_size=BATCH_SIZE)
 
     model = ConstrainedVAE(args.target, seed=args.seed)
     _shared.log.info("lambda at initialisation: %.4f", float(model.multiplier))

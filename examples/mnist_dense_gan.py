@@ -100,9 +100,8 @@ class DenseGAN(tfgames.GameModel):
 def main(argv=None) -> dict:
     p = _shared.parser(__doc__.splitlines()[0], steps=10000, mnist_data=True)
     args = p.parse_args(argv)
-    out = _shared.setup(args, "mnist_dense_gan", full_steps=10000, smoke_steps=4)
-    images = _shared.mnist_images(args)
-    batch = 8 if args.smoke else 32
+    out, images, batch = _shared.mnist_setup(args, "mnist_dense_gan", full_steps=10000,
+                                             smoke_steps=4, batch_size=32, smoke_batch_size=8)
 
     model = DenseGAN(seed=args.seed)
     model.compile(optimizer={"discriminator": keras.optimizers.Adam(2e-4, beta_1=0.5),

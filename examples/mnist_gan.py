@@ -78,9 +78,8 @@ class ConvGAN(tfgames.GameModel):
 def run(model: tfgames.GameModel, optimizers: dict, schedule, args, name: str, *,
         full_steps: int, fooled: float, extra: dict | None = None) -> dict:
     """Trains ``args.steps`` generator updates and writes the seed's figures and the scores."""
-    out = _shared.setup(args, name, full_steps=full_steps, smoke_steps=2)
-    images = _shared.mnist_images(args)
-    batch = 16 if args.smoke else BATCH_SIZE
+    out, images, batch = _shared.mnist_setup(args, name, full_steps=full_steps, smoke_steps=2,
+                                             batch_size=BATCH_SIZE)
     model.compile(optimizer=optimizers, update_order=schedule, **_shared.compile_kwargs(args))
     per_iteration = (sum(schedule.values()) if isinstance(schedule, dict) else 2)
     train_steps = per_iteration * args.steps

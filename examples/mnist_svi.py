@@ -101,9 +101,8 @@ def main(argv=None) -> dict:
     p.add_argument("--inner-steps", type=int, default=NUM_SVI_UPDATES,
                    help="variational updates per decoder update")
     args = p.parse_args(argv)
-    out = _shared.setup(args, "mnist_svi", full_steps=2000, smoke_steps=2)
-    images = _shared.mnist_images(args)
-    batch = 16 if args.smoke else BATCH_SIZE
+    out, images, batch = _shared.mnist_setup(args, "mnist_svi", full_steps=2000, smoke_steps=2,
+                                             batch_size=BATCH_SIZE)
     repeats = args.inner_steps + 1
 
     model = SVI(len(images), args.inner_steps, seed=args.seed)

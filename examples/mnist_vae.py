@@ -97,9 +97,8 @@ def main(argv=None) -> dict:
                    help="weight the KL term by alpha = step / total steps (T1.3)")
     args = p.parse_args(argv)
     name = "mnist_vae_kl_annealing" if args.kl_annealing else "mnist_vae"
-    out = _shared.setup(args, name, full_steps=3000, smoke_steps=4)
-    images = _shared.mnist_images(args)
-    batch = 16 if args.smoke else BATCH_SIZE
+    out, images, batch = _shared.mnist_setup(args, name, full_steps=3000, smoke_steps=4,
+                                             batch_size=BATCH_SIZE)
 
     model = AmortizedVAE(seed=args.seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.9),

@@ -6,6 +6,8 @@ so a worker configures its devices before importing it.
 """
 
 import keras
+import numpy as np
+import tensorflow as tf
 from conftest import TinyGAN, real_batches
 
 import tfgames
@@ -43,13 +45,32 @@ CASES = {
 }
 
 
-def run(name, strategy, steps, options=None):
+class RecordingGAN(TinyGAN):
+    """TinyGAN that appends every (x, z) batch its losses are computed on, as one array
+    [x | z] of this process' rows, to ``self.record`` (a Python list; ``tf.py_function``, so
+    the values are exactly the ones the step receives)."""
+
+    def __init__(self, record, **kw):
+        super().__init__(**kw)
+        self._record_fn = lambda x, z: record.append(np.concatenate([x.numpy(), z.numpy()], 1))
+
+    def compute_losses(self, data, training=False):
+        x, z = data
+        token = tf.py_function(lambda x, z: (self._record_fn(x, z), 0.0)[1], [x, z], tf.float32)
+        with tf.control_dependencies([token]):
+            x = tf.identity(x)
+        return super().compute_losses((x, z), training)
+
+
+def run(name, strategy, steps, options=None, record=None):
     """Train TinyGAN(seed=3) with ``name`` under ``strategy`` for ``steps`` batches of 16 (x, z)
-    pairs (``options``: the dataset's tf.data.Options); returns (weights, logs per batch)."""
+    pairs (``options``: the dataset's tf.data.Options); returns (weights, logs per batch).
+    With a list ``record``, every batch the losses see is appended to it (:class:`RecordingGAN`;
+    same weights)."""
     make, compile_kwargs = CASES[name]
     with strategy.scope():
         keras.utils.set_random_seed(1)
-        model = TinyGAN(seed=3)
+        model = TinyGAN(seed=3) if record is None else RecordingGAN(record, seed=3)
         model.compile(optimizer=make(), **compile_kwargs)
     logs = []
     record = keras.callbacks.LambdaCallback(

@@ -293,7 +293,7 @@ ENTRIES: list[Entry] = [
         "lss",
         lambda: tfgames.LSS(SGD(0.05), regularize="never", tol=1e-7, max_iterations=10),
         lambda g: oracles.LSSMethod(g, oracles.SGD(0.05)),
-        evaluations=10,
+        evaluations=1,
         rtol=1e-4,
     ),
     Entry(

@@ -97,24 +97,45 @@ def _result_line(proc, out, err):
     return json.loads(line[0][len("RESULT "):])
 
 
+#: The multi-worker configurations and their steps: 3 for the 1:1 orders, 7 for the k:1 ones
+#: (2:1 and 1:3 cycles wrap around at least once).
+MULTI_WORKER = {"alex_gda_sgd": 3, "negative_momentum_alternating": 3,
+                "negative_momentum_2to1": 7, "negative_momentum_2to1_reuse": 7,
+                "adam_generator_first_1to3": 7}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["alex_gda_sgd", "negative_momentum_alternating"])
+@pytest.mark.parametrize("name", list(MULTI_WORKER))
 def test_multi_worker_equals_one_device(name):
     """Two worker processes on localhost under MultiWorkerMirroredStrategy (one replica each,
-    the batch sharded by element) against one device, 3 steps (tests/
-    alternating_multiworker_worker.py); same tolerance as above."""
+    the batch sharded by element) against one device (tests/alternating_multiworker_worker.py);
+    same tolerance as above. The k:1 orders take a fresh batch per inner step (2:1, 1:3) or run
+    a whole cycle on one batch (2:1, batches='reuse'): every step's losses see the one-device
+    run's batch of that step, worker 0 its first 8 rows and worker 1 the last 8 (recorded
+    inside the losses, exact), one batch per step."""
+    steps = MULTI_WORKER[name]
     ports = free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    workers = [_multi_worker_run(name, 3, cluster, index) for index in range(2)]
-    single = _multi_worker_run(name, 3)
+    workers = [_multi_worker_run(name, steps, cluster, index) for index in range(2)]
+    single = _multi_worker_run(name, steps)
     reference = _result_line(single, *single.communicate(timeout=600))
     assert np.abs(_flat(reference["weights"]) - _flat(reference["init"])).max() > 1e-3
-    for proc in workers:
-        result = _result_line(proc, *proc.communicate(timeout=600))
+    results = [_result_line(proc, *proc.communicate(timeout=600)) for proc in workers]
+    for result in results:
         np.testing.assert_allclose(_flat(result["weights"]), _flat(reference["weights"]),
                                    rtol=1e-6, atol=1e-6, err_msg=name)
-        assert len(result["logs"]) == len(reference["logs"]) == 3
+        assert len(result["logs"]) == len(reference["logs"]) == steps
         for one, two in zip(reference["logs"], result["logs"]):
             for key in one:
                 np.testing.assert_allclose(two[key], one[key], rtol=1e-6, atol=1e-6,
                                            err_msg=f"{name} {key}")
+    # The data: one distinct (16, 5) batch [x | z] per step on one device, all different; each
+    # worker's shard of step t is its half of the one-device batch t.
+    seen = [np.array(b) for b in reference["batches"]]
+    assert len(seen) == steps and all(b.shape == (16, 5) for b in seen)
+    assert len({b.tobytes() for b in seen}) == steps
+    for index, result in enumerate(results):
+        assert len(result["batches"]) == steps, (name, index, len(result["batches"]))
+        for t, (mine, full) in enumerate(zip(result["batches"], seen)):
+            np.testing.assert_array_equal(np.array(mine), full[8 * index:8 * index + 8],
+                                          err_msg=f"{name}: worker {index}, step {t}")

@@ -571,7 +571,7 @@ def test_mirrored_strategy_equals_one_device():
     (lambda: SOS(keras.optimizers.SGD(0.1), a=1.5), r"`a` must be in \(0, 1\).*a=1.5"),
     (lambda: SOS(keras.optimizers.SGD(0.1), b=0), r"`b` must be a finite number > 0.*b=0"),
     (lambda: CGD(keras.optimizers.SGD(0.1), solver="bicg"),
-     r"`solver` must be one of \('cg', 'gmres'\). Received: solver='bicg'"),
+     r"`solver` must be one of \('cg', 'gmres', 'bicgstab'\). Received: solver='bicg'"),
     (lambda: CGD(keras.optimizers.SGD(0.1), max_iterations=0),
      r"`max_iterations` must be an integer >= 1.*max_iterations=0"),
     (lambda: GACGD(keras.optimizers.SGD(0.1), tol=-1.0), r"`tol` must be .*>= 0.*tol=-1.0"),

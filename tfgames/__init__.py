@@ -17,6 +17,7 @@ from tfgames import (
     losses,
     matrix_games,
     monitor,
+    optimizers,
     products,
     solvers,
     unrolled,
@@ -28,7 +29,7 @@ from tfgames.diagnostics import GameDiagnostics
 from tfgames.game import Game, resolve_players, zero_sum
 from tfgames.model import GameModel
 from tfgames.monitor import SampleMonitor
-from tfgames.optimizers import (
+from tfgames.optimizers import (  # noqa: F401 (public through optimizers.__all__, below)
     ACGD,
     CGD,
     GACGD,
@@ -62,40 +63,19 @@ try:
 except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
+#: Every public name: this package's own, then every optimizer of :mod:`tfgames.optimizers`
+#: (listed there once) but ``PlayerOptimizer``, an entry of ``WrapperOptimizer.optimizers``
+#: that users do not build; sorted.
 __all__ = [
-    "ACGD",
-    "Adamirror",
-    "AlexGDA",
     "Averaging",
     "BackupAndRestore",
-    "CGD",
-    "Consensus",
-    "ExtraAnchoredGradient",
-    "Extragradient",
-    "FastExtragradient",
-    "GACGD",
     "Game",
     "GameDiagnostics",
     "GameModel",
-    "GameOptimizer",
-    "HamiltonianGD",
-    "LA",
-    "LEAD",
-    "LOLA",
-    "LSS",
-    "Lookahead",
-    "NegativeMomentum",
-    "OGD",
-    "PerPlayer",
-    "RungeKutta",
-    "SGA",
-    "SOS",
     "SampleMonitor",
-    "StepResult",
     "TerminateOnDivergence",
     "TrainingDiverged",
     "UnrolledGAN",
-    "WrapperOptimizer",
     "atomic",
     "averaged_weights",
     "averaging",
@@ -110,9 +90,11 @@ __all__ = [
     "products",
     "resolve_players",
     "solvers",
-    "steps_game",
     "unroll_variables",
     "unrolled",
     "unrolling",
     "zero_sum",
 ]
+__all__ += optimizers.__all__
+__all__.remove("PlayerOptimizer")
+__all__.sort()

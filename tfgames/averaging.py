@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from tfgames import products
-from tfgames.optimizers.base import SlotWrapper, as_count, as_real
+from tfgames.optimizers.base import SlotWrapper, check_bool, checked, config_of
 
 __all__ = ["AVERAGING_METHODS", "Averaging", "averaged_weights", "update_average"]
 
@@ -98,22 +98,10 @@ class Averaging(SlotWrapper):
                 f"Argument `method` must be one of {AVERAGING_METHODS}. Received: "
                 f"method={method!r}."
             )
-        real = as_real(decay)
-        if real is None or not 0.0 <= real < 1.0:
-            raise ValueError(
-                "Argument `decay` must be a number in [0, 1) (1 would never move the average). "
-                f"Received: decay={decay!r}."
-            )
-        count = as_count(start)
-        if count is None or count < 0:
-            raise ValueError(
-                f"Argument `start` must be an integer >= 0. Received: start={start!r}."
-            )
-        if not isinstance(overwrite_at_end, bool):
-            raise TypeError(
-                "Argument `overwrite_at_end` must be a bool. Received: "
-                f"overwrite_at_end={overwrite_at_end!r}."
-            )
+        real = checked("decay", decay, float, lambda r: 0.0 <= r < 1.0,
+                       "must be a number in [0, 1) (1 would never move the average)")
+        count = checked("start", start, int, lambda c: c >= 0, "must be an integer >= 0")
+        check_bool("overwrite_at_end", overwrite_at_end)
         super().__init__(inner_optimizer, name=name, **kwargs)
         self.method = method
         self.decay = real
@@ -162,10 +150,8 @@ class Averaging(SlotWrapper):
                 variable.assign(average)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(method=self.method, decay=self.decay, start=self.start,
-                      overwrite_at_end=self.overwrite_at_end)
-        return config
+        return {**super().get_config(),
+                **config_of(self, ("method", "decay", "start", "overwrite_at_end"))}
 
 
 def _find_averaging(optimizer: Any) -> Averaging | None:

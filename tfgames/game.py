@@ -12,14 +12,21 @@ simultaneous gradient and the Jacobian-vector products (:mod:`tfgames.products`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import keras
 import tensorflow as tf
 
 from tfgames import products
 
-__all__ = ["Game", "PlayerSpec", "inexact_layers", "resolve_players", "zero_sum"]
+__all__ = [
+    "Game",
+    "PlayerSpec",
+    "inexact_layers",
+    "mismatched_names",
+    "resolve_players",
+    "zero_sum",
+]
 
 PlayerSpec = keras.layers.Layer | keras.Variable | tf.Variable | Sequence
 
@@ -41,6 +48,14 @@ def zero_sum(value: tf.Tensor, *, min_player: str, max_player: str) -> dict[str,
             f"Received: min_player={min_player!r}, max_player={max_player!r}."
         )
     return {min_player: value, max_player: -value}
+
+
+def mismatched_names(expected: Iterable[str], received: Iterable[str]
+                     ) -> tuple[list[str], list[str]]:
+    """``(missing, unexpected)``: expected names not received, received names not expected."""
+    expected, received = list(expected), list(received)
+    return ([n for n in expected if n not in received],
+            [n for n in received if n not in expected])
 
 
 def _variables_of(name: str, spec: PlayerSpec) -> list:
@@ -258,8 +273,7 @@ class Game:
                 "The loss function must return a dict {player name: scalar loss}. "
                 f"Received: an object of type {type(losses).__name__}."
             )
-        missing = [p for p in self.players if p not in losses]
-        extra = [k for k in losses if k not in self.players]
+        missing, extra = mismatched_names(self.players, losses)
         if missing or extra:
             raise ValueError(
                 f"The losses must have exactly one entry per player {list(self.players)}. "

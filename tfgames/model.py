@@ -30,7 +30,13 @@ from tfgames._replicas import (
     replica_sum,
 )
 from tfgames.game import Game, PlayerSpec, resolve_players
-from tfgames.optimizers.base import check_optimizer, num_replicas, simultaneous_step, steps_game
+from tfgames.optimizers.base import (
+    check_optimizer,
+    num_replicas,
+    simultaneous_step,
+    steps_game,
+    unknown_names,
+)
 from tfgames.optimizers.per_player import UpdateOrder, _deprecated_schedule, compile_optimizer
 
 __all__ = ["GameModel"]
@@ -331,9 +337,8 @@ class GameModel(keras.Model):
         )
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer = loss_scaling_inside(self.optimizer)
-        trainable = {id(v) for v in self.trainable_variables}
         for name, variables in game_players.items():
-            strays = [v.name for v in variables if id(v) not in trainable]
+            strays = unknown_names(variables, self.trainable_variables)
             if strays:
                 raise ValueError(
                     f"Player {name!r} has variables that the model does not track "

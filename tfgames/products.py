@@ -65,7 +65,9 @@ __all__ = [
     "cross_gradients",
     "dot",
     "exact_moments",
+    "game_linearization",
     "game_products",
+    "GameLinearization",
     "lola_chi",
     "lola_terms",
     "norm",
@@ -683,6 +685,22 @@ def cross_gradients(
     return losses, grads
 
 
+def _per_player(argument: str, vectors, players: Mapping[str, Sequence], block) -> list:
+    """The flat list of ``block(name, start, stop, vector, values, mapping)`` over the players:
+    player i's block of a product with its own vector ``vectors[i]``, each player from its own
+    evaluation at freshly read values (``block`` returns ``None`` for a zero block).
+    """
+    variables = _one_list_per_player(argument, vectors, players)
+    out: list[tf.Tensor] = []
+    for (name, start, stop), vector in zip(_player_slices(players), vectors):
+        values, mapping = _read_once(variables)
+        got = block(name, start, stop, vector, values, mapping)
+        if got is None:
+            got = [tf.zeros_like(x) for x in values[start:stop]]
+        out.extend(got)
+    return out
+
+
 def player_jvps(
     loss_fn: LossFn,
     players: Mapping[str, Sequence],
@@ -700,15 +718,12 @@ def player_jvps(
     Returns:
       The flat list of the players' blocks ``[out_1..., out_2..., ...]``.
     """
-    variables = _one_list_per_player("tangents", tangents, players)
-    out: list[tf.Tensor] = []
-    for (name, start, stop), tangent in zip(_player_slices(players), tangents):
-        values, mapping = _read_once(variables)
+
+    def block(name, start, stop, tangent, values, mapping):
         own = list(values[start:stop])
         keep = [k for k, t in enumerate(tangent) if t is not None]
         if not keep:
-            out.extend(tf.zeros_like(x) for x in own)
-            continue
+            return None
         primals = [values[k] for k in keep]
         directions = [tf.stop_gradient(tf.cast(tangent[k], values[k].dtype)) for k in keep]
         with tf.autodiff.ForwardAccumulator(primals, directions) as accumulator:
@@ -717,32 +732,23 @@ def player_jvps(
                 with _EvaluationAt(mapping, apply_updates=False):
                     losses = dict(loss_fn())
             xi_i = tape.gradient(losses[name], own, unconnected_gradients="zero")
-        out.extend(accumulator.jvp(x, unconnected_gradients="zero") for x in xi_i)
-    return out
+        return [accumulator.jvp(x, unconnected_gradients="zero") for x in xi_i]
+
+    return _per_player("tangents", tangents, players, block)
 
 
-def player_vjps(
-    loss_fn: LossFn,
-    players: Mapping[str, Sequence],
-    cotangents: Sequence[Sequence[tf.Tensor | None]],
-) -> list[tf.Tensor]:
+def player_vjps(loss_fn: LossFn, players: Mapping[str, Sequence],
+                cotangents: Sequence[Sequence[tf.Tensor | None]]) -> list[tf.Tensor]:
     """out_i = (H^T u^(i))_i = grad_i sum_j <xi_j, u^(i)_j> for each player i (reverse mode).
 
-    Args:
-      loss_fn: zero-argument callable returning ``{player: scalar loss}``; evaluated once per
-        player (its variable updates are not applied).
-      players: ``{player: [variables]}`` in a fixed order.
-      cotangents: one flat list per player, aligned with the variables; ``None`` entries are
-        zero (a player j whose block of u^(i) is all ``None`` is not differentiated).
-
-    Returns:
-      The flat list of the players' blocks.
+    ``loss_fn`` and ``players`` as :func:`player_jvps` (one evaluation per player, its variable
+    updates not applied); ``cotangents`` holds one flat list per player, aligned with the
+    variables, ``None`` entries zero (a player j whose block of u^(i) is all ``None`` is not
+    differentiated). Returns the flat list of the players' blocks.
     """
-    variables = _one_list_per_player("cotangents", cotangents, players)
     slices = _player_slices(players)
-    out: list[tf.Tensor] = []
-    for (_, start, stop), cotangent in zip(slices, cotangents):
-        values, mapping = _read_once(variables)
+
+    def block(_name, start, stop, cotangent, values, mapping):
         own = list(values[start:stop])
         with tf.GradientTape(watch_accessed_variables=False) as outer:
             outer.watch(own)
@@ -764,10 +770,10 @@ def player_vjps(
                 )
             total = tf.add_n(terms) if terms else None  # recorded by the outer tape
         if total is None:
-            out.extend(tf.zeros_like(x) for x in own)
-            continue
-        out.extend(outer.gradient(total, own, unconnected_gradients="zero"))
-    return out
+            return None
+        return outer.gradient(total, own, unconnected_gradients="zero")
+
+    return _per_player("cotangents", cotangents, players, block)
 
 
 def _without_own_block(players, vectors) -> list[list[tf.Tensor | None]]:
@@ -881,17 +887,20 @@ def off_diagonal_products(
     return OffDiagonalProducts(losses, [tf.stop_gradient(x) for x in xi], vector, ho_v, ho_t_v)
 
 
-class OffDiagonalLinearization:
-    """H_o v and blocks H_ts v_s for any number of vectors, from ONE evaluation of the losses.
+class GameLinearization:
+    """H v, H^T v, H_o v and blocks H_ts v_s for any number of vectors, from ONE evaluation.
 
+        H v = d xi/dw v,   H^T v = grad_w <xi, v>,
         (H_o v)_i = sum_{j != i} (grad_j xi_i) v_j,        H_ts v_s = (grad_s xi_t) v_s  (t != s)
 
-    Made by :func:`off_diagonal_linearization`, which evaluates the losses and records the
-    linear maps u -> H_o^T u (and u_t -> H_ts^T u_t for the requested blocks) at a dummy u;
-    every product is then the double-backward trick through a recorded map, d<g(u), v>/du,
-    with no new evaluation of the losses: the products of a linear solver's iterations (also
-    inside a ``tf.while_loop`` whose body calls :meth:`ho_v` / :meth:`block_v`) share the one
-    evaluation. Reverse mode only (exact with any randomness).
+    Made by :func:`game_linearization` (or :func:`off_diagonal_linearization`), which evaluates
+    the losses once, keeps the persistent tape that recorded xi, and records the linear maps
+    u -> H^T u (``jacobian=True``), u -> H_o^T u and u_t -> H_ts^T u_t at a dummy u. H^T v is
+    then one reverse-over-reverse pass through the recorded xi, and every other product the
+    double-backward trick through a recorded map, d<g(u), v>/du, with no new evaluation of the
+    losses: the products of a linear solver's iterations (also inside a ``tf.while_loop``
+    whose body calls these methods) share the one evaluation. Reverse mode only (exact with any
+    randomness).
 
     Attributes:
       losses: the evaluation's losses.
@@ -899,28 +908,41 @@ class OffDiagonalLinearization:
       vector: ``vector_fn(xi)`` (e.g. the all-reduced xi; ``xi`` without one).
     """
 
-    def __init__(self, losses, xi, vector, values, slices, maps) -> None:
+    def __init__(self, losses, xi, vector, values, slices, maps, htv_fn) -> None:
         self.losses = losses
         self.xi = xi
         self.vector = vector
         self._values = values
         self._slices = slices
         self._maps = maps
+        self._htv_fn = htv_fn
+
+    def _checked(self, vector, like) -> list[tf.Tensor]:
+        if len(vector) != len(like):
+            raise ValueError(
+                f"`vector` must have one tensor per variable of the block ({len(like)}). "
+                f"Received: {len(vector)} tensors."
+            )
+        return [tf.stop_gradient(tf.cast(v, g.dtype)) for v, g in zip(vector, like)]
 
     def _apply(self, key, vector, sources) -> list[tf.Tensor]:
         if key not in self._maps:
             raise ValueError(
-                f"The block {key!r} was not recorded. Pass it to off_diagonal_linearization "
-                "(`blocks=[(target, source), ...]`, or `full=True` for H_o v)."
+                f"The block {key!r} was not recorded. Pass it to game_linearization "
+                "(`jacobian=True` for H v; `off_diagonal=True`, or full=True in "
+                "off_diagonal_linearization, for H_o v; `blocks=[(target, source), ...]` for "
+                "H_ts v_s)."
             )
-        g_of_u = self._maps[key][2]
-        if len(vector) != len(g_of_u):
-            raise ValueError(
-                f"`vector` must have one tensor per variable of the block ({len(g_of_u)}). "
-                f"Received: {len(vector)} tensors."
-            )
-        vector = [tf.stop_gradient(tf.cast(v, g.dtype)) for v, g in zip(vector, g_of_u)]
+        vector = self._checked(vector, self._maps[key][2])
         return _apply_transpose(self._maps[key], vector, sources)
+
+    def hv(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """H v = (sum_j (grad_j xi_i) v_j)_i, aligned with the flat variable list."""
+        return self._apply("jacobian", vector, self._values)
+
+    def htv(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """H^T v = grad_w <xi, v>, aligned with the flat variable list."""
+        return _dense(self._htv_fn(self._checked(vector, self._values)))
 
     def ho_v(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """(H_o v)_i = sum_{j != i} (grad_j xi_i) v_j, aligned with the flat variable list."""
@@ -935,36 +957,43 @@ class OffDiagonalLinearization:
         return self._apply((target, source), vector, self._values[start:stop])
 
 
-def off_diagonal_linearization(
+OffDiagonalLinearization = GameLinearization  # the name it had before H v and H^T v
+
+
+def game_linearization(
     loss_fn: LossFn,
     players: Mapping[str, Sequence],
     *,
-    full: bool = False,
+    jacobian: bool = True,
+    off_diagonal: bool = False,
     blocks: Sequence[tuple[int, int]] = (),
     vector_fn: Callable[[list[tf.Tensor]], list[tf.Tensor]] | None = None,
-) -> OffDiagonalLinearization:
-    """One evaluation of the losses kept for any number of products with H_o or its blocks.
+) -> GameLinearization:
+    """One evaluation of the losses kept for any number of products with H, H_o or blocks.
 
+        H v = d xi/dw v,   H^T v = grad_w <xi, v>,
         (H_o v)_i = sum_{j != i} (grad_j xi_i) v_j,        H_ts v_s = (grad_s xi_t) v_s
 
-    One forward pass gives the losses and xi; the linear maps g(u) = H_o^T u
-    (``full=True``, :func:`off_diagonal_products`' restricted map) and
-    g_ts(u_t) = grad_{w_s} <xi_t, u_t> (for each ``(t, s)`` in ``blocks``) are recorded at a
-    dummy u. :meth:`OffDiagonalLinearization.ho_v` and
-    :meth:`~OffDiagonalLinearization.block_v` then cost one backward pass through a recorded
-    map each, never a new evaluation of the losses (a linear solver's iterations share it, in
-    place of :func:`player_jvps` per product). The evaluation's variable updates are applied
-    once.
+    One forward pass gives the losses and xi, recorded by a persistent tape; the linear maps
+    g(u) = H^T u = grad_w <xi, u> (``jacobian=True``), g(u) = H_o^T u (``off_diagonal=True``,
+    :func:`off_diagonal_products`' restricted map) and g_ts(u_t) = grad_{w_s} <xi_t, u_t> (for
+    each ``(t, s)`` in ``blocks``) are recorded at a dummy u. :meth:`GameLinearization.htv` is
+    then one backward pass through the recorded xi, and :meth:`~GameLinearization.hv`,
+    :meth:`~GameLinearization.ho_v` and :meth:`~GameLinearization.block_v` one backward pass
+    through a recorded map each (the double-backward trick), never a new evaluation of the
+    losses: a linear solver's iterations (LSS's GMRES on H u = xi, CG on H^T H + lambda I, the
+    CGD family's systems) share it. The evaluation's variable updates are applied once.
 
     Args:
       loss_fn: zero-argument callable returning ``{player: scalar loss}``.
       players: ``{player: [variables]}`` in a fixed order.
-      full: record H_o (for :meth:`~OffDiagonalLinearization.ho_v`).
+      jacobian: record H (for :meth:`~GameLinearization.hv`); H^T v needs no recorded map.
+      off_diagonal: record H_o (for :meth:`~GameLinearization.ho_v`).
       blocks: ``(target, source)`` player-index pairs, t != s, to record H_ts for.
       vector_fn: applied to xi to make ``vector`` (default: the identity).
 
     Returns:
-      An :class:`OffDiagonalLinearization`.
+      A :class:`GameLinearization`.
     """
     values, mapping = _read_once([v for vs in players.values() for v in vs])
     slices = _player_slices(players)
@@ -976,8 +1005,14 @@ def off_diagonal_linearization(
             )
     outer, losses, xi, vector = _recorded_evaluation(
         loss_fn, players, values, (_EvaluationAt(mapping),), None, vector_fn, True)
+
+    def htv(u):  # H^T u = grad_w <xi, u>, through the recorded evaluation
+        return _zeros_for_none(outer.gradient(xi, values, output_gradients=u), values)
+
     maps = {}
-    if full:
+    if jacobian:
+        maps["jacobian"] = _record_linear_map(htv, values, persistent=True)
+    if off_diagonal:
         maps["full"] = _record_linear_map(
             lambda u: _restricted_htv(outer, xi, values, slices, u), values, persistent=True)
     for t, s in blocks:
@@ -986,8 +1021,34 @@ def off_diagonal_linearization(
             lambda u, ts=ts, te=te, ss=ss, se=se: _zeros_for_none(outer.gradient(
                 xi[ts:te], values[ss:se], output_gradients=u), values[ss:se]),
             values[ts:te], persistent=True)
-    return OffDiagonalLinearization(
-        losses, [tf.stop_gradient(x) for x in xi], vector, values, slices, maps)
+    return GameLinearization(
+        losses, [tf.stop_gradient(x) for x in xi], vector, values, slices, maps, htv)
+
+
+def off_diagonal_linearization(
+    loss_fn: LossFn,
+    players: Mapping[str, Sequence],
+    *,
+    full: bool = False,
+    blocks: Sequence[tuple[int, int]] = (),
+    vector_fn: Callable[[list[tf.Tensor]], list[tf.Tensor]] | None = None,
+) -> GameLinearization:
+    """:func:`game_linearization` for the off-diagonal products only (CGD, GACGD, ACGD).
+
+        (H_o v)_i = sum_{j != i} (grad_j xi_i) v_j,        H_ts v_s = (grad_s xi_t) v_s
+
+    Args:
+      loss_fn: zero-argument callable returning ``{player: scalar loss}``.
+      players: ``{player: [variables]}`` in a fixed order.
+      full: record H_o (for :meth:`~GameLinearization.ho_v`).
+      blocks: ``(target, source)`` player-index pairs, t != s, to record H_ts for.
+      vector_fn: applied to xi to make ``vector`` (default: the identity).
+
+    Returns:
+      A :class:`GameLinearization` (H^T v available, H v not recorded).
+    """
+    return game_linearization(loss_fn, players, jacobian=False, off_diagonal=full,
+                              blocks=blocks, vector_fn=vector_fn)
 
 
 class ShapingTerms(NamedTuple):

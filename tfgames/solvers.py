@@ -1,4 +1,4 @@
-"""Matrix-free Krylov solvers over lists of tensors: conjugate gradients and GMRES.
+"""Matrix-free Krylov solvers over lists of tensors: conjugate gradients, GMRES, BiCGSTAB.
 
 Competitive gradient descent and LSS solve linear systems A x = b whose matrix A is only
 available through products v -> A v (Hessian-vector products of the game, :mod:`tfgames.products`).
@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["SolveResult", "conjugate_gradient", "gmres"]
+__all__ = ["SolveResult", "bicgstab", "conjugate_gradient", "gmres"]
 
 Operator = Callable[[list[tf.Tensor]], Sequence[tf.Tensor]]
 
@@ -188,11 +188,11 @@ def conjugate_gradient(
 
 
 def _result(problem: _Problem, x: tf.Tensor, iterations: tf.Tensor, residual: tf.Tensor,
-            max_iterations: int, unroll: bool) -> SolveResult:
-    """The :class:`SolveResult` of the flat solution ``x`` (unrolled, every one of the
-    ``max_iterations`` products was computed and is counted).
+            max_iterations: int, unroll: bool, per_iteration: int = 1) -> SolveResult:
+    """The :class:`SolveResult` of the flat solution ``x`` (``per_iteration`` products per
+    iteration; unrolled, every one of the ``max_iterations`` iterations' is counted).
     """
-    applied = tf.constant(max_iterations, tf.int32) if unroll else iterations
+    applied = per_iteration * (tf.constant(max_iterations, tf.int32) if unroll else iterations)
     return SolveResult(problem.flat.split(x), iterations, applied + problem.products, residual,
                        residual <= problem.threshold)
 
@@ -307,3 +307,92 @@ def gmres(
     )
     x = problem.x0 + tf.linalg.matvec(basis[:m], y, transpose_a=True)
     return _result(problem, x, j, residual, m, unroll)
+
+
+def bicgstab(
+    operator: Operator,
+    b: Sequence[tf.Tensor],
+    x0: Sequence[tf.Tensor] | None = None,
+    *,
+    tol: float = 1e-6,
+    atol: float = 0.0,
+    max_iterations: int = 10,
+    unroll: bool = False,
+) -> SolveResult:
+    """Solve A x = b for a general (non-symmetric) A by BiCGSTAB, given ``operator(v) = A v``.
+
+    van der Vorst, "Bi-CGSTAB: A Fast and Smoothly Converging Variant of Bi-CG for the
+    Solution of Nonsymmetric Linear Systems", SIAM J. Sci. Stat. Comput. 1992; from
+    r_0 = b - A x_0 and the shadow residual r^ = r_0:
+
+        rho_k = <r^, r_k>,
+        p_k = r_k + (rho_k a_{k-1}) / (rho_{k-1} w_{k-1}) (p_{k-1} - w_{k-1} A p_{k-1}),
+        a_k = rho_k / <r^, A p_k>,   s_k = r_k - a_k A p_k,
+        w_k = <A s_k, s_k> / <A s_k, A s_k>,
+        x_{k+1} = x_k + a_k p_k + w_k s_k,   r_{k+1} = s_k - w_k A s_k.
+
+    Two operator applications per iteration (both counted, also when s_k already meets the
+    tolerance and w_k is set to 0); memory a few vectors, independent of the iteration count
+    (GMRES keeps ``max_iterations + 1``). A breakdown (rho_k = 0 or <r^, A p_k> = 0 with
+    r_k != 0, to eps^2 relative: the method cannot continue, e.g. <r, A r> = 0 for a
+    skew-symmetric A) stops the iterations with the last finite iterate, ``converged`` false;
+    no NaN is produced.
+
+    Args:
+      operator: v -> A v on lists of tensors shaped like ``b``.
+      b: the right-hand side, a list of tensors.
+      x0: warm start (a list shaped like ``b``) or ``None`` for x0 = 0.
+      tol: relative tolerance on ||b - A x|| / ||b||.
+      atol: absolute tolerance on ||b - A x||.
+      max_iterations: the cap on iterations (each two operator applications).
+      unroll: as :func:`conjugate_gradient`.
+
+    Returns:
+      :class:`SolveResult` (``residual_norm`` from the recursively updated residual).
+    """
+    problem = _prepare(operator, b, x0, tol, atol, max_iterations)
+    apply, threshold = problem.apply, problem.threshold
+    dtype = problem.b.dtype
+    tiny = tf.constant(np.finfo(dtype.as_numpy_dtype).tiny, dtype)
+    eps2 = tf.constant(np.finfo(dtype.as_numpy_dtype).eps ** 2, dtype)  # breakdown threshold
+    one = tf.ones([], dtype)
+    r0 = problem.r0
+    shadow = r0
+    zero = tf.zeros_like(r0)
+
+    def safe_div(num, den, ok):
+        return tf.where(ok, num / tf.where(ok, den, one), tf.zeros_like(num))
+
+    def cond(i, x, r, p, v, rho, alpha, omega, rnorm, breakdown):
+        return tf.logical_and(
+            tf.logical_and(i < max_iterations, rnorm > threshold), tf.logical_not(breakdown))
+
+    def body(i, x, r, p, v, rho, alpha, omega, rnorm, breakdown):
+        rho_new = tf.reduce_sum(shadow * r)
+        ok_rho = tf.abs(rho_new) > eps2 * tf.norm(shadow) * rnorm
+        beta = safe_div(rho_new, rho, tf.abs(rho) > tiny) * safe_div(alpha, omega,
+                                                                       tf.abs(omega) > tiny)
+        p = r + beta * (p - omega * v)
+        v = apply(p)
+        den = tf.reduce_sum(shadow * v)
+        ok_den = tf.abs(den) > eps2 * tf.norm(shadow) * tf.norm(v)
+        ok = tf.logical_and(ok_rho, ok_den)
+        alpha = safe_div(rho_new, den, ok)
+        s = r - alpha * v
+        t = apply(s)
+        tt = tf.reduce_sum(t * t)
+        done_half = tf.norm(s) <= threshold  # s meets the tolerance: x + alpha p is the answer
+        omega = safe_div(tf.reduce_sum(t * s), tt, tf.logical_and(tt > tiny,
+                                                                   tf.logical_not(done_half)))
+        x_new = x + alpha * p + omega * s
+        r_new = s - omega * t
+        # On a breakdown nothing of this iteration is kept (x, r stay finite and consistent).
+        x, r = tf.where(ok, x_new, x), tf.where(ok, r_new, r)
+        rnorm = tf.norm(r)
+        return (i + 1, x, r, p, v, rho_new, alpha, tf.where(ok, omega, one), rnorm,
+                tf.logical_not(ok))
+
+    state = (tf.constant(0, tf.int32), problem.x0, r0, zero, zero, one, one, one,
+             tf.norm(r0), tf.constant(False))
+    i, x, _, _, _, _, _, _, rnorm, _ = _loop(cond, body, state, max_iterations, unroll)
+    return _result(problem, x, i, rnorm, max_iterations, unroll, per_iteration=2)

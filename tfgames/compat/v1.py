@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfgames.optimizers.adamirror import Adamirror
+from tfgames.optimizers.base import config_of
 from tfgames.optimizers.ogd import FirstStep
 from tfgames.optimizers.sga import SGA
 
@@ -228,12 +229,8 @@ class RMSPropOptimizer(keras.optimizers.Optimizer):
         raise _no_minimize(self)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            decay=self.decay, momentum=self.momentum, epsilon=self.epsilon,
-            centered=self.centered,
-        )
-        return config
+        return {**super().get_config(),
+                **config_of(self, ("decay", "momentum", "epsilon", "centered"))}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -33,7 +33,9 @@ samples (26,000 in PacGAN; here ``n_samples``, default 26,000; classifying them 
 on a CPU).
 
 :func:`run_seeds` trains a registered optimizer on a 2-D protocol over several seeds (results
-written per seed, so an interrupted run resumes), :func:`summarize` and :func:`format_table`
+written per seed, so an interrupted run resumes), :func:`run_stacked_mnist_seeds` the same on
+stacked MNIST (an MLP GAN, :data:`STACKED_MNIST_CONFIGS`; driven by
+``docs/figures/evaluation/stacked_mnist_gan.py``), :func:`summarize` and :func:`format_table`
 make the mean +- std table with the protocol's name. The training configuration
 (:data:`TRAINING_CONFIGS`) is *not* pinned by the protocol and is printed with it: the default
 ``small`` is far smaller than PacGAN's (4x400 BatchNorm generator, maxout discriminator,
@@ -54,7 +56,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,10 @@ import numpy as np
 __all__ = [
     "PROTOCOLS",
     "PUBLISHED",
+    "STACKED_MNIST_CONFIGS",
     "TRAINING_CONFIGS",
     "MixtureProtocol",
+    "StackedMnistConfig",
     "TrainingConfig",
     "evaluate_mixture",
     "format_table",
@@ -72,6 +76,8 @@ __all__ = [
     "reverse_kl",
     "run_one",
     "run_seeds",
+    "run_stacked_mnist_one",
+    "run_stacked_mnist_seeds",
     "stacked_mnist_modes",
     "stacked_mnist_real",
     "summarize",
@@ -209,6 +215,21 @@ PUBLISHED: dict[str, list[dict[str, Any]]] = {
         ("PacGAN4", (24.8, 0.2), (93.6, 0.6), (0.04, 0.01)),
     ),
 }
+
+
+#: PacGAN's stacked-MNIST tables (read from results/Table2.png and Table3.png in fjxmlzn/PacGAN;
+#: DCGAN networks, 26,000 samples scored): modes and reverse KL as (mean, standard error) over
+#: ``trials`` runs; no high-quality share (None). Table 2 is VEEGAN's setting, Table 3 the
+#: unrolled-GAN setting with a discriminator 1/4 the size of the generator (their hardest).
+PUBLISHED["stacked-mnist"] = [
+    {"method": method, "modes": modes, "hq": None, "kl": kl, "trials": trials}
+    for method, modes, kl, trials in (
+        ("DCGAN (PacGAN Table 2, VEEGAN's setting)", (78.9, 6.46), (4.50, 0.127), 10),
+        ("PacDCGAN2 (PacGAN Table 2)", (1000.0, 0.00), (0.06, 0.003), 10),
+        ("DCGAN (PacGAN Table 3, D = G/4)", (78.5, 17.56), (5.21, 0.19), 50),
+        ("PacDCGAN2 (PacGAN Table 3, D = G/4)", (484.5, 32.99), (2.61, 0.22), 50),
+    )
+]
 
 
 def get_protocol(name: str) -> MixtureProtocol:
@@ -406,18 +427,30 @@ def run_seeds(protocol: MixtureProtocol | str, optimizers: Sequence[str], seeds:
     """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     config = TRAINING_CONFIGS[config] if isinstance(config, str) else config
+    return _resumable_rows(
+        out, protocol.name, config.name, optimizers, seeds, resume,
+        lambda optimizer, seed: run_one(protocol, optimizer, seed, config=config))
+
+
+def _resumable_rows(out: str | os.PathLike | None, protocol: str, config: str,
+                    optimizers: Sequence[str], seeds: Sequence[int], resume: bool,
+                    run: Callable[[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``run(optimizer, seed)`` for every optimizer and seed, in that order; with ``out``, each
+    row goes to its JSON file (written whole, then renamed) and its ``samples`` to an ``.npz``
+    beside it, and with ``resume`` an existing file is read instead of running again.
+    """
     folder = Path(out) if out is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for optimizer in optimizers:
         for seed in seeds:
-            file = (_row_file(folder, protocol.name, optimizer, config.name, int(seed))
+            file = (_row_file(folder, protocol, optimizer, config, int(seed))
                     if folder is not None else None)
             if file is not None and resume and file.is_file():
                 rows.append(json.loads(file.read_text()))
                 continue
-            row = run_one(protocol, optimizer, int(seed), config=config)
+            row = run(optimizer, int(seed))
             samples = row.pop("samples")
             if file is not None:
                 np.savez_compressed(file.with_suffix(".npz"), samples=samples)
@@ -426,6 +459,184 @@ def run_seeds(protocol: MixtureProtocol | str, optimizers: Sequence[str], seeds:
                 os.replace(tmp, file)
             rows.append(row)
     return rows
+
+
+# -- Stacked MNIST GAN over seeds ---------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class StackedMnistConfig:
+    """A GAN training run on stacked MNIST (not part of the protocol; printed with the table).
+
+    Both players are MLPs (leaky ReLU by default) on the flattened 28x28x3 image (Sonnet-1
+    initialisation,
+    :func:`tfgames.lab.models.mlp`); the generator's output goes through a sigmoid, so samples
+    lie in [0, 1] like the real images. Losses: the non-saturating GAN losses with logits
+    (:func:`tfgames.lab.experiments.gan.gan_losses`).
+
+    Attributes:
+      name: printed in tables and used in the run files' names.
+      z_dim: generator noise dimension (N(0, I)).
+      generator_hidden, discriminator_hidden: hidden widths of the two MLPs.
+      batch_size: real and generated images per step.
+      steps: training steps.
+      learning_rate: passed to the registry's optimizer.
+      n_samples: generated images scored (the protocol's 26,000).
+      digits: ``"train"`` or ``"all"``: the MNIST split the real channels are drawn from.
+      activation: the hidden layers' activation (a Keras name).
+    """
+
+    name: str = "mlp-small"
+    z_dim: int = 64
+    generator_hidden: tuple = (256, 512)
+    discriminator_hidden: tuple = (256,)
+    batch_size: int = 64
+    steps: int = 1500
+    learning_rate: float = 2e-4
+    n_samples: int = 26_000
+    digits: str = "train"
+    activation: str = "leaky_relu"
+
+
+STACKED_MNIST_CONFIGS: dict[str, StackedMnistConfig] = {
+    "mlp-small": StackedMnistConfig(),
+    "smoke": StackedMnistConfig(name="smoke", z_dim=4, generator_hidden=(8,),
+                                discriminator_hidden=(8,), batch_size=8, steps=3,
+                                n_samples=200),
+}
+
+
+def _stacked_mnist_gan(config: StackedMnistConfig, digits: np.ndarray, seed: int):
+    """A :class:`~tfgames.model.GameModel` whose real batch is ``config.batch_size`` stacked
+    images, each channel an independently drawn digit of ``digits`` (N, 28, 28), drawn in the
+    train step from the model's noise stream (so ``fit`` needs only a dummy data set).
+    """
+    import keras
+    import tensorflow as tf
+
+    from tfgames.lab import models
+    from tfgames.lab.experiments.gan import gan_losses
+    from tfgames.model import GameModel
+
+    pool = tf.constant(np.asarray(digits, np.float32).reshape(len(digits), 784))
+    size = 28 * 28 * 3
+
+    class StackedMnistGAN(GameModel):
+        def __init__(self, **kwargs):
+            super().__init__(seed=seed, **kwargs)
+            self.discriminator = models.mlp(size, list(config.discriminator_hidden), 1,
+                                            activation=config.activation, name="discriminator")
+            self.generator = models.mlp(config.z_dim, list(config.generator_hidden), size,
+                                        activation=config.activation,
+                                        output_activation="sigmoid", name="generator")
+
+        def players(self):
+            return {"discriminator": self.discriminator, "generator": self.generator}
+
+        def sample_real(self, n):
+            """(n, 2352): flattened (28, 28, 3) images, channel c = digit idx[:, c]."""
+            idx = keras.random.randint((n, 3), 0, len(digits), seed=self.seed_generator)
+            channels = tf.gather(pool, idx)  # (n, 3, 784)
+            return tf.reshape(tf.transpose(channels, [0, 2, 1]), (n, size))
+
+        def replica_batch_size(self, data):
+            return config.batch_size
+
+        def compute_losses(self, data, training=False):
+            x_real = self.sample_real(config.batch_size)
+            z = keras.random.normal((config.batch_size, config.z_dim), seed=self.seed_generator)
+            return gan_losses(self.discriminator, self.generator, x_real, z, training)
+
+    return StackedMnistGAN()
+
+
+def run_stacked_mnist_one(optimizer: str, seed: int, *,
+                          config: StackedMnistConfig | str = "mlp-small",
+                          classifier: Any = None, data: Any = None) -> dict[str, Any]:
+    """Train a GAN on stacked MNIST with a registered optimizer; score it with
+    :func:`stacked_mnist_modes`.
+
+    Keras is seeded with ``seed`` (same initial weights for every optimizer), the model's noise
+    stream too; after ``config.steps`` steps, ``config.n_samples`` images are generated with
+    z ~ N(0, I) seeded by ``seed + 1`` and scored.
+
+    Args:
+      optimizer: a registry name (:mod:`tfgames.lab.experiments.registry`).
+      seed: the run's seed.
+      config: a :class:`StackedMnistConfig` or a key of :data:`STACKED_MNIST_CONFIGS`.
+      classifier: the digit classifier; default :func:`tfgames.lab.mnist.mnist_classifier`.
+      data: the digits (:class:`tfgames.lab.mnist.MnistData`); default
+        ``load_mnist("auto", split=config.digits)``.
+
+    Returns:
+      The row: protocol, optimizer, seed, config, modes, reverse KL, mode counts (list),
+      n_samples, whether the samples were finite, the final losses, wall seconds of training
+      and of scoring, and the first 100 samples as uint8 (``"samples"``, (100, 28, 28, 3)).
+    """
+    import keras
+    import tensorflow as tf
+
+    from tfgames.datasets import step_dataset
+    from tfgames.lab import mnist
+    from tfgames.lab.experiments import registry
+
+    config = STACKED_MNIST_CONFIGS[config] if isinstance(config, str) else config
+    data = mnist.load_mnist("auto", split=config.digits) if data is None else data
+    classifier = mnist.mnist_classifier() if classifier is None else classifier
+    keras.utils.set_random_seed(seed)
+    model = _stacked_mnist_gan(config, data.images[..., 0], seed)
+    model.compile(optimizer=registry.make_optimizer(optimizer, config.learning_rate))
+    start = time.time()
+    history = model.fit(step_dataset(config.steps), epochs=1, verbose=0)
+    wall = time.time() - start
+    z = tf.random.stateless_normal((config.n_samples, config.z_dim), seed=[seed + 1, 0])
+    flat = np.asarray(model.generator.predict(z, batch_size=1024, verbose=0), np.float32)
+    images = flat.reshape(-1, 28, 28, 3)
+    finite = bool(np.all(np.isfinite(images)))
+    start = time.time()
+    scores = stacked_mnist_modes(np.nan_to_num(images), classifier, n_samples=config.n_samples)
+    return {
+        "protocol": scores["protocol"],
+        "optimizer": optimizer,
+        "seed": int(seed),
+        "config": dataclasses.asdict(config),
+        "modes": scores["modes"],
+        "reverse_kl": scores["reverse_kl"],
+        "mode_counts": scores["mode_counts"].tolist(),
+        "n_samples": scores["n_samples"],
+        "finite": finite,
+        "final_losses": {k: float(v[-1]) for k, v in history.history.items()},
+        "wall_seconds": wall,
+        "score_seconds": time.time() - start,
+        "samples": np.round(np.nan_to_num(images[:100]) * 255).astype(np.uint8),
+    }
+
+
+def run_stacked_mnist_seeds(optimizers: Sequence[str], seeds: Sequence[int], *,
+                            config: StackedMnistConfig | str = "mlp-small",
+                            out: str | os.PathLike | None = None, resume: bool = True,
+                            classifier: Any = None, data: Any = None) -> list[dict[str, Any]]:
+    """:func:`run_stacked_mnist_one` for every optimizer and seed, as :func:`run_seeds`: one
+    JSON file per run in ``out`` (``stacked-mnist__<config>__<optimizer>__seed<s>.json``, read
+    instead of repeated when ``resume``) and the run's first 100 samples next to it (``.npz``,
+    key ``samples``, uint8).
+
+    Returns:
+      The rows (without samples), in optimizer-then-seed order.
+    """
+    from tfgames.lab import mnist
+
+    config = STACKED_MNIST_CONFIGS[config] if isinstance(config, str) else config
+    loaded = {"data": data, "classifier": classifier}  # loaded once, on the first run needed
+
+    def run(optimizer: str, seed: int) -> dict[str, Any]:
+        if loaded["data"] is None:
+            loaded["data"] = mnist.load_mnist("auto", split=config.digits)
+        if loaded["classifier"] is None:
+            loaded["classifier"] = mnist.mnist_classifier()
+        return run_stacked_mnist_one(optimizer, seed, config=config,
+                                     classifier=loaded["classifier"], data=loaded["data"])
+
+    return _resumable_rows(out, "stacked-mnist", config.name, optimizers, seeds, resume, run)
 
 
 def _json_default(value: Any) -> Any:
@@ -469,7 +680,8 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (protocol, config, optimizer), members in groups.items():
         modes = np.array([m["modes"] for m in members], dtype=np.float64)
-        hq = np.array([m["high_quality_share"] for m in members], dtype=np.float64) * 100
+        hq = np.array([m.get("high_quality_share", np.nan) for m in members],
+                      dtype=np.float64) * 100
         kl = np.array([np.nan if m["reverse_kl"] is None else m["reverse_kl"] for m in members],
                       dtype=np.float64)
         defined = kl[np.isfinite(kl)]
@@ -480,6 +692,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "high_quality_percent": _stats(hq),
             "reverse_kl": _stats(defined),
             "kl_undefined": int(kl.size - defined.size),
+            "n_samples": sorted({int(m["n_samples"]) for m in members if "n_samples" in m}),
         })
     return out
 
@@ -493,9 +706,13 @@ def format_table(summary: Sequence[Mapping[str, Any]], *, published: bool = True
 
     def cell(stats, digits):
         mean, std, se = stats
+        if math.isnan(mean):
+            return "n/a"
         return f"{mean:.{digits}f} +- {std:.{digits}f} (s.e. {se:.{digits}f})"
 
     def published_cell(value):
+        if value is None:
+            return "n/a"
         mean, se = value
         return f"{mean} (s.e. {se})"
 
@@ -511,11 +728,18 @@ def format_table(summary: Sequence[Mapping[str, Any]], *, published: bool = True
             for row in summary if row["protocol"] == protocol
         ]
         if published:
-            rows += [[protocol, ref["method"], "PacGAN's", 10, published_cell(ref["modes"]),
+            rows += [[protocol, ref["method"], "PacGAN's", ref.get("trials", 10),
+                      published_cell(ref["modes"]),
                       published_cell(ref["hq"]), published_cell(ref["kl"])]
                      for ref in PUBLISHED.get(protocol, [])]
-        tables.append(f"Protocol `{protocol}` ({p.modes if p is not None else '?'} modes, "
-                      f"{p.n_samples if p is not None else '?'} samples evaluated)\n\n"
+        if p is not None:
+            modes, counts = p.modes, p.n_samples
+        else:  # stacked-mnist: 1,000 modes, the sample counts of the rows
+            modes = 1000 if protocol == "stacked-mnist" else "?"
+            counts = "/".join(str(n) for n in sorted(
+                {n for row in summary if row["protocol"] == protocol
+                 for n in row.get("n_samples", [])})) or "?"
+        tables.append(f"Protocol `{protocol}` ({modes} modes, {counts} samples evaluated)\n\n"
                       + markdown_table(header, rows))
     return "\n".join(tables)
 

@@ -1,8 +1,8 @@
 """Shared plumbing of the second-order family: a game's block products and argument checks.
 
 The products themselves are written once in :mod:`tfgames.products`
-(:func:`~tfgames.products.cross_gradients`, :func:`~tfgames.products.player_jvps`,
-:func:`~tfgames.products.player_vjps`, ...). Here they are evaluated on a
+(:func:`~tfgames.products.off_diagonal_products`, :func:`~tfgames.products.lola_terms`,
+:func:`~tfgames.products.game_linearization`, ...). Here they are evaluated on a
 :class:`tfgames.Game` (its noise replayed at every evaluation, its mixed-precision loss scale
 divided out) and summed over the replicas of a ``tf.distribute`` strategy: every vector given
 to a product is global (all-reduced first), each replica's product is its share of the
@@ -25,17 +25,12 @@ __all__ = [
     "check_iterations",
     "check_number",
     "count",
-    "cross_gradients",
     "full_htv",
     "full_hv",
     "Linearization",
-    "lola_chi",
     "lola_terms",
-    "off_diagonal_htv",
-    "off_diagonal_hv",
     "off_diagonal_products",
     "player_blocks",
-    "player_jvps",
 ]
 
 
@@ -81,27 +76,6 @@ def player_blocks(game: Game) -> list[tuple[str, int, int]]:
     return products._player_slices(game.players)
 
 
-def cross_gradients(game: Game) -> tuple[dict[str, tf.Tensor], list[list[tf.Tensor]]]:
-    """``(losses, grads)``, grads[i] = grad_w l_i on the global batch (all-reduced)."""
-    losses, grads = products.cross_gradients(game._checked_losses, game.players)
-    return losses, [_global(game, g) for g in grads]
-
-
-def player_jvps(game: Game, tangents) -> list[tf.Tensor]:
-    """(H t^(i))_i per player, global (see :func:`tfgames.products.player_jvps`)."""
-    return _global(game, products.player_jvps(game._checked_losses, game.players, tangents))
-
-
-def off_diagonal_hv(game: Game, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
-    """H_o v on the global batch; v must be global."""
-    return _global(game, products.off_diagonal_hv(game._checked_losses, game.players, vector))
-
-
-def off_diagonal_htv(game: Game, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
-    """H_o^T v on the global batch; v must be global."""
-    return _global(game, products.off_diagonal_htv(game._checked_losses, game.players, vector))
-
-
 def off_diagonal_products(
     game: Game, vector: Sequence[tf.Tensor] | None = None, *, hv: bool = True,
     htv: bool = True,
@@ -121,22 +95,26 @@ def off_diagonal_products(
     return p._replace(xi=game._unscale(p.xi), ho_v=reduce(p.ho_v), ho_t_v=reduce(p.ho_t_v))
 
 
-def lola_chi(game: Game, grads: Sequence[Sequence[tf.Tensor]]) -> list[tf.Tensor]:
-    """LOLA's chi on the global batch; ``grads`` must be global (:func:`cross_gradients`)."""
-    return _global(game, products.lola_chi(game._checked_losses, game.players, grads))
-
-
 class Linearization:
-    """A game's :class:`tfgames.products.OffDiagonalLinearization`, global: ``xi`` is the
+    """A game's :class:`tfgames.products.GameLinearization`, global: ``xi`` is the
     all-reduced xi of the one evaluation, every product (v must be global) is all-reduced.
     """
 
-    def __init__(self, game: Game, *, full: bool = False, blocks=()) -> None:
+    def __init__(self, game: Game, *, jacobian: bool = False, full: bool = False,
+                 blocks=()) -> None:
         self._game = game
-        self._lin = products.off_diagonal_linearization(
-            game._checked_losses, game.players, full=full, blocks=blocks,
-            vector_fn=lambda xs: _global(game, xs))
+        self._lin = products.game_linearization(
+            game._checked_losses, game.players, jacobian=jacobian, off_diagonal=full,
+            blocks=blocks, vector_fn=lambda xs: _global(game, xs))
         self.losses, self.xi = self._lin.losses, self._lin.vector
+
+    def hv(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """H v on the global batch (recorded with ``jacobian=True``)."""
+        return _global(self._game, self._lin.hv(vector))
+
+    def htv(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """H^T v on the global batch."""
+        return _global(self._game, self._lin.htv(vector))
 
     def ho_v(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """H_o v on the global batch."""

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfgames.optimizers.base import config_of
 from tfgames.optimizers.ogd import FirstStep, check_first_step, check_learning_rate
 
 __all__ = ["Adamirror", "adamirror_update"]
@@ -177,11 +178,5 @@ class Adamirror(keras.optimizers.Optimizer):
         self.assign_sub(variable, delta)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            first_step=self.first_step,
-        )
-        return config
+        return {**super().get_config(),
+                **config_of(self, ("beta_1", "beta_2", "epsilon", "first_step"))}

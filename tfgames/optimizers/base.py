@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import keras
@@ -49,13 +49,18 @@ __all__ = [
     "apply_after",
     "as_count",
     "as_real",
+    "check_bool",
     "check_optimizer",
+    "checked",
+    "config_of",
+    "delegated_learning_rate",
     "loss_scale_of",
     "loss_scale_optimizer_of",
     "num_replicas",
     "positional_hyperparameters",
     "simultaneous_step",
     "steps_game",
+    "unknown_names",
 ]
 
 
@@ -99,6 +104,57 @@ def as_count(value: Any) -> int | None:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         return None
     return int(value)
+
+
+def checked(name: str, value: Any, kind: type[int] | type[float],
+            accept: Callable[[Any], bool], requirement: str) -> Any:
+    """``value`` as an ``int`` or ``float`` if it is one and ``accept`` holds, else a ValueError.
+
+    The error reads "Argument `name` <requirement>. Received: name=<value!r>.", so the
+    requirement states the constraint and, where it helps, its reason.
+
+    Args:
+      name: the argument's name.
+      value: the value received.
+      kind: ``int`` (an integer, see :func:`as_count`) or ``float`` (a finite real number,
+        see :func:`as_real`).
+      accept: the constraint on the converted value.
+      requirement: the message's words after the argument's name, e.g.
+        ``"must be an integer >= 1"``.
+    """
+    converted = as_count(value) if kind is int else as_real(value)
+    if converted is None or not accept(converted):
+        raise ValueError(f"Argument `{name}` {requirement}. Received: {name}={value!r}.")
+    return converted
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise a ``TypeError`` unless ``value`` is a Python bool (a flag argument)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"Argument `{name}` must be a bool. Received: {name}={value!r}.")
+
+
+def config_of(owner: Any, names: Sequence[str]) -> dict[str, Any]:
+    """``{name: owner.name}`` for each of ``names``: the hyperparameters a ``get_config`` adds."""
+    return {name: getattr(owner, name) for name in names}
+
+
+def unknown_names(variables: Sequence, known: Sequence) -> list[str]:
+    """The names of the ``variables`` that are not (by identity) among the ``known`` ones."""
+    known_ids = {id(v) for v in known}
+    return [v.name for v in variables if id(v) not in known_ids]
+
+
+def delegated_learning_rate(inner: str) -> property:
+    """A ``learning_rate`` property that reads and sets the attribute ``inner``'s learning rate."""
+
+    def get(self):
+        return getattr(self, inner).learning_rate
+
+    def set_(self, learning_rate) -> None:
+        getattr(self, inner).learning_rate = learning_rate
+
+    return property(get, set_, doc=f"``{inner}.learning_rate``, readable and settable.")
 
 
 def positional_hyperparameters(
@@ -275,14 +331,8 @@ class PlayerOptimizer:
         """The player's name."""
         return self.player
 
-    @property
-    def learning_rate(self):
-        """The player's optimizer's learning rate (settable)."""
-        return self.optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value) -> None:
-        self.optimizer.learning_rate = value
+    learning_rate = delegated_learning_rate("optimizer")
+    """The player's optimizer's learning rate (settable)."""
 
     def __getattr__(self, key: str) -> Any:
         if key in PlayerOptimizer.__slots__:  # not set yet (copy, pickle)
@@ -373,8 +423,7 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
             return
         inner = self.inner_optimizer
         if inner.built:
-            known = {id(v) for v in inner._trainable_variables}
-            strangers = [v.name for v in var_list if id(v) not in known]
+            strangers = unknown_names(var_list, inner._trainable_variables)
             if strangers:
                 raise ValueError(
                     f"The inner optimizer {inner.name!r} of {type(self).__name__} is already "
@@ -398,14 +447,8 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
         """Training steps of this optimizer: one per ``apply_game``/``apply`` call."""
         return self._iterations
 
-    @property
-    def learning_rate(self):
-        """The inner optimizer's learning rate; setting it sets the inner optimizer's."""
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate) -> None:
-        self.inner_optimizer.learning_rate = learning_rate
+    learning_rate = delegated_learning_rate("inner_optimizer")
+    """The inner optimizer's learning rate; setting it sets the inner optimizer's."""
 
     @property
     def optimizers(self) -> list[PlayerOptimizer]:

@@ -30,7 +30,8 @@ from tfgames.optimizers.base import GameOptimizer, num_replicas
 
 __all__ = ["ACGD", "CGD", "GACGD"]
 
-SOLVERS = ("cg", "gmres")
+SOLVERS = ("cg", "gmres", "bicgstab")
+Solver = Literal["cg", "gmres", "bicgstab"]
 
 
 def _mixed(lin: _blocks.Linearization, target: int, source: int,
@@ -73,7 +74,8 @@ class _Competitive(GameOptimizer):
         self._warm = [self.add_variable_from_reference(v, name="warm_start") for v in var_list]
 
     def _solve(self, game: Game, operator, b, x0):
-        solve = solvers.conjugate_gradient if self.solver == "cg" else solvers.gmres
+        solve = {"cg": solvers.conjugate_gradient, "gmres": solvers.gmres,
+                 "bicgstab": solvers.bicgstab}[self.solver]
         reported = game.last_losses  # the losses of the evaluations inside the loop stay there
         result = solve(operator, b, x0, tol=self.tol, atol=self.atol,
                        max_iterations=self.max_iterations,
@@ -144,7 +146,8 @@ class CGD(_Competitive):
     (l_q = -l_p) H_qp = -H_pq^T and the matrix is I + alpha^2 H_pq H_pq^T, symmetric positive
     definite: ``solver="cg"`` (conjugate gradients), which is Schaefer & Anandkumar's
     dx = -eta (I + eta^2 D_xy f D_yx f)^{-1} (grad_x f + eta D_xy f grad_y f) with alpha = eta and
-    ``inner_optimizer=SGD(eta)``. For general-sum games use ``solver="gmres"``. p is the player
+    ``inner_optimizer=SGD(eta)``. For general-sum games use ``solver="gmres"`` (or
+    ``"bicgstab"``: two products per iteration, memory independent of k). p is the player
     with fewer parameters. ``warm_start`` starts the solver from the previous step's dir_p
     (its residual b - A x0 is computed, one extra iteration's cost).
 
@@ -159,7 +162,8 @@ class CGD(_Competitive):
     Args:
       inner_optimizer: Keras optimizer applying the direction (``SGD(alpha)`` is the paper).
       alpha: the interaction step size in the local game (the paper's eta), > 0.
-      solver: ``"cg"`` (zero-sum games) or ``"gmres"`` (any two-player game).
+      solver: ``"cg"`` (zero-sum games), ``"gmres"`` or ``"bicgstab"`` (any two-player
+        game; :func:`tfgames.solvers.bicgstab`).
       tol: relative residual tolerance of the solver.
       atol: absolute residual tolerance.
       max_iterations: the cap on solver iterations per step.
@@ -174,7 +178,7 @@ class CGD(_Competitive):
                         "solver_converged", "hessian_products")
 
     def __init__(self, inner_optimizer: keras.optimizers.Optimizer, *, alpha: float = 1.0,
-                 solver: Literal["cg", "gmres"] = "cg", tol: float = 1e-6, atol: float = 0.0,
+                 solver: Solver = "cg", tol: float = 1e-6, atol: float = 0.0,
                  max_iterations: int = 10, warm_start: bool = True, name: str | None = None,
                  **kwargs) -> None:
         super().__init__(inner_optimizer, alpha=alpha, solver=solver, tol=tol, atol=atol,
@@ -225,8 +229,8 @@ class GACGD(_Competitive):
     Args:
       inner_optimizer: Keras optimizer applying the direction.
       alpha: the interaction step size, > 0.
-      solver: ``"gmres"`` (default) or ``"cg"`` (only valid where I + alpha H_o is symmetric
-        positive definite, which it is not for competitive games).
+      solver: ``"gmres"`` (default), ``"bicgstab"`` or ``"cg"`` (only valid where
+        I + alpha H_o is symmetric positive definite, which it is not for competitive games).
       tol: the solver's relative residual tolerance, as :class:`CGD`.
       atol: the solver's absolute residual tolerance, as :class:`CGD`.
       max_iterations: the solver's iteration cap k, as :class:`CGD`.
@@ -242,7 +246,7 @@ class GACGD(_Competitive):
     diagnostic_names = CGD.diagnostic_names
 
     def __init__(self, inner_optimizer: keras.optimizers.Optimizer, *, alpha: float = 1.0,
-                 solver: Literal["cg", "gmres"] = "gmres", tol: float = 1e-6,
+                 solver: Solver = "gmres", tol: float = 1e-6,
                  atol: float = 0.0, max_iterations: int = 10, warm_start: bool = True,
                  name: str | None = None, **kwargs) -> None:
         super().__init__(inner_optimizer, alpha=alpha, solver=solver, tol=tol, atol=atol,
@@ -291,7 +295,7 @@ class ACGD(_Competitive):
       learning_rate: lr, a float > 0 or a ``keras.optimizers.schedules.LearningRateSchedule``.
       beta: the decay of the squared-gradient average, in [0, 1).
       epsilon: added to sqrt(v), > 0.
-      solver: ``"cg"`` (zero-sum, default) or ``"gmres"``.
+      solver: ``"cg"`` (zero-sum, default), ``"gmres"`` or ``"bicgstab"``.
       tol: the solver's relative residual tolerance, as :class:`CGD` (the reference's tol is
         relative to ||b||^2; here to ||b||).
       atol: the solver's absolute residual tolerance, as :class:`CGD`.
@@ -306,7 +310,7 @@ class ACGD(_Competitive):
     diagnostic_names = CGD.diagnostic_names
 
     def __init__(self, learning_rate: float | Any = 1e-3, *, beta: float = 0.99,
-                 epsilon: float = 1e-5, solver: Literal["cg", "gmres"] = "cg",
+                 epsilon: float = 1e-5, solver: Solver = "cg",
                  tol: float = 1e-6, atol: float = 0.0, max_iterations: int = 10,
                  warm_start: bool = True, name: str | None = None, **kwargs) -> None:
         if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):

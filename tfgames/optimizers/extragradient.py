@@ -15,7 +15,10 @@ from tfgames.optimizers.base import (
     StepResult,
     all_reduce_sum,
     apply_after,
+    check_bool,
     check_optimizer,
+    checked,
+    config_of,
     num_replicas,
 )
 from tfgames.optimizers.per_player import PerPlayer, bind_players
@@ -203,8 +206,7 @@ class Extragradient(GameOptimizer):
         check_optimizer(inner_optimizer, "inner_optimizer")
         for flag, value in (("fresh_noise", fresh_noise), ("fresh_batch", fresh_batch),
                             ("past", past)):
-            if not isinstance(value, bool):
-                raise TypeError(f"Argument `{flag}` must be a bool. Received: {flag}={value!r}.")
+            check_bool(flag, value)
         if past and (fresh_noise or fresh_batch):
             flag = "fresh_noise" if fresh_noise else "fresh_batch"
             raise ValueError(
@@ -253,10 +255,7 @@ class Extragradient(GameOptimizer):
                 )
         for arg, value, low in (("power_iterations", power_iterations, 1),
                                 ("max_backtracks", max_backtracks, 0)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise ValueError(
-                    f"Argument `{arg}` must be an integer >= {low}. Received: {arg}={value!r}."
-                )
+            checked(arg, value, int, lambda n, low=low: n >= low, f"must be an integer >= {low}")
         backtracking = _positive("backtracking", backtracking, upper=1.0, closed=False)
         if isinstance(inner_optimizer, PerPlayer) and (
             inner_optimizer.update_order != "simultaneous"
@@ -467,16 +466,6 @@ class Extragradient(GameOptimizer):
         return StepResult(reported, diagnostics)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            extrapolation_learning_rate=self.extrapolation_learning_rate,
-            beta=self.beta,
-            curvature=self.curvature,
-            power_iterations=self.power_iterations,
-            backtracking=self.backtracking,
-            max_backtracks=self.max_backtracks,
-            fresh_noise=self.fresh_noise,
-            fresh_batch=self.fresh_batch,
-            past=self.past,
-        )
-        return config
+        return {**super().get_config(), **config_of(self, (
+            "extrapolation_learning_rate", "beta", "curvature", "power_iterations",
+            "backtracking", "max_backtracks", "fresh_noise", "fresh_batch", "past"))}

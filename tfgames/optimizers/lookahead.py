@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from tfgames import products
-from tfgames.optimizers.base import SlotWrapper, as_count, as_real, positional_hyperparameters
+from tfgames.optimizers.base import SlotWrapper, checked, positional_hyperparameters
 
 __all__ = ["Lookahead"]
 
@@ -78,18 +78,11 @@ class Lookahead(SlotWrapper):
             {"k": 5, "alpha": 0.5},
         )
         k, alpha = given["k"], given["alpha"]
-        steps = as_count(k)
-        if steps is None or steps < 1:
-            raise ValueError(
-                f"Argument `k` (fast steps per synchronisation) must be an integer >= 1. "
-                f"Received: k={k!r}."
-            )
-        fraction = as_real(alpha)
-        if fraction is None or not 0 < fraction <= 1:
-            raise ValueError(
-                "Argument `alpha` (the slow weights' step) must be in (0, 1]: 0 would never "
-                f"move the slow weights. Received: alpha={alpha!r}."
-            )
+        steps = checked("k", k, int, lambda n: n >= 1,
+                        "(fast steps per synchronisation) must be an integer >= 1")
+        fraction = checked("alpha", alpha, float, lambda a: 0 < a <= 1,
+                           "(the slow weights' step) must be in (0, 1]: 0 would never move "
+                           "the slow weights")
         super().__init__(inner_optimizer, name=name, **kwargs)
         self.k = steps
         self.alpha = fraction
@@ -125,6 +118,4 @@ class Lookahead(SlotWrapper):
 
     # -- config -------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(k=self.k, alpha=self.alpha)
-        return config
+        return {**super().get_config(), "k": self.k, "alpha": self.alpha}

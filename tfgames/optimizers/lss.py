@@ -10,11 +10,12 @@ import tensorflow as tf
 from tfgames import products, solvers
 from tfgames.game import Game
 from tfgames.optimizers import _blocks
-from tfgames.optimizers.base import GameOptimizer, all_reduce_sum, num_replicas
+from tfgames.optimizers.base import GameOptimizer, num_replicas
 
-__all__ = ["LSS", "REGULARIZE"]
+__all__ = ["LSS", "REGULARIZE", "SOLVERS"]
 
 REGULARIZE = ("auto", "always", "never")
+SOLVERS = ("gmres", "bicgstab")
 
 
 @keras.saving.register_keras_serializable(package="tfgames")
@@ -28,15 +29,24 @@ class LSS(GameOptimizer):
     w*) and dir ~ S (w - w*) with S = (H + H^T) / 2: the dynamics follow the symmetric part of
     H, which keeps stable fixed points attracting and makes the others repelling (Mazumdar,
     Jordan & Sastry 2019). u is computed matrix-free: H^{-1} xi by GMRES (one H v product per
-    iteration, forward mode), the regularised form by conjugate gradients on H^T H + lambda I
-    (one H v and one H^T v per iteration). The reference notebook (Letcher et al.) inverts H and
-    switches to the regularised form when det H = 0; a matrix-free solver cannot see the
-    determinant, so ``regularize="auto"`` (default) uses the regularised form when GMRES does
-    not reach the tolerance within ``max_iterations`` (a singular or badly conditioned H),
-    ``"always"``/``"never"`` fix the choice.
+    iteration; or BiCGSTAB, ``solver="bicgstab"``, two), the regularised form by conjugate
+    gradients on H^T H + lambda I (one H v and one H^T v per iteration). The reference
+    notebook (Letcher et al.) inverts H and switches to the regularised form when det H = 0; a
+    matrix-free solver cannot see the determinant, so ``regularize="auto"`` (default) uses the
+    regularised form when GMRES does not reach the tolerance within ``max_iterations`` (a
+    singular or badly conditioned H), ``"always"``/``"never"`` fix the choice.
 
-    Cost per step: k + 1 Hessian-vector products (GMRES, k iterations), 2k + 2 for the
-    regularised solve; with ``"auto"`` both when GMRES fails.
+    The losses are evaluated once per step (:func:`tfgames.products.game_linearization`): xi,
+    every H^T v (reverse-over-reverse through the recorded evaluation) and, with
+    ``hvp_mode="double_backward"`` (default), every H v the solvers ask for (the
+    double-backward trick through the recorded map u -> H^T u) come from that one evaluation.
+    ``hvp_mode="forward"`` computes each H v by forward-over-reverse instead, one new
+    evaluation of the losses per product (more executed matrix products and a slower step on
+    the GANs measured in ``docs/optimizers/opponent-shaping-and-cgd.md``). Under
+    ``tf.distribute`` xi is all-reduced before any product.
+
+    Cost per step: one evaluation of the losses and k + 1 Hessian-vector products (GMRES, k
+    iterations), 2k + 2 for the regularised solve; with ``"auto"`` both when GMRES fails.
 
     Reported diagnostics: ``xi_norm``, ``direction_norm``, ``solver_iterations``,
     ``solver_residual``, ``regularized`` (1 when the regularised form was used) and
@@ -48,7 +58,10 @@ class LSS(GameOptimizer):
       regularize: ``"auto"``, ``"always"`` or ``"never"``.
       tol: relative residual tolerance of the solvers.
       max_iterations: the cap on iterations of each solve.
-      hvp_mode: ``"forward"`` or ``"double_backward"`` for H v.
+      solver: ``"gmres"`` (one H v per iteration) or ``"bicgstab"`` (two per iteration, memory
+        independent of ``max_iterations``; :func:`tfgames.solvers.bicgstab`) for H u = xi.
+      hvp_mode: ``"double_backward"`` (H v through the step's one evaluation) or
+        ``"forward"`` (H v by forward mode, one evaluation of the losses per product).
       name: the optimizer's name.
 
     References:
@@ -61,8 +74,8 @@ class LSS(GameOptimizer):
 
     def __init__(self, inner_optimizer: keras.optimizers.Optimizer, *, lambda_: float = 0.1,
                  regularize: Literal["auto", "always", "never"] = "auto", tol: float = 1e-6,
-                 max_iterations: int = 20,
-                 hvp_mode: Literal["forward", "double_backward"] = "forward",
+                 max_iterations: int = 20, solver: Literal["gmres", "bicgstab"] = "gmres",
+                 hvp_mode: Literal["forward", "double_backward"] = "double_backward",
                  name: str | None = None, **kwargs) -> None:
         lambda_ = _blocks.check_number("lambda_", lambda_)
         if regularize not in REGULARIZE:
@@ -71,46 +84,58 @@ class LSS(GameOptimizer):
         if hvp_mode not in products.HVP_MODES:
             raise ValueError(f"Argument `hvp_mode` must be one of {products.HVP_MODES}. "
                              f"Received: hvp_mode={hvp_mode!r}.")
+        if solver not in SOLVERS:
+            raise ValueError(f"Argument `solver` must be one of {SOLVERS} (the solver of "
+                             "H u = xi; the regularised form always uses conjugate "
+                             "gradients). "
+                             f"Received: solver={solver!r}.")
         tol = _blocks.check_number("tol", tol, strict=False)
         max_iterations = _blocks.check_iterations(max_iterations)
         super().__init__(inner_optimizer, name=name or "lss", **kwargs)
         self.lambda_, self.regularize, self.tol = lambda_, regularize, tol
-        self.max_iterations, self.hvp_mode = max_iterations, hvp_mode
+        self.max_iterations, self.hvp_mode, self.solver = max_iterations, hvp_mode, solver
 
-    def _plain(self, game, xi):
-        result = solvers.gmres(lambda v: _blocks.full_hv(game, v, self.hvp_mode), xi,
-                               tol=self.tol, max_iterations=self.max_iterations,
+    def _products(self, game: Game):
+        """The step's one evaluation (xi, H^T v) and the H v product the solvers use."""
+        shared = self.hvp_mode == "double_backward"
+        lin = _blocks.Linearization(game, jacobian=shared)
+        hv = lin.hv if shared else (lambda v: _blocks.full_hv(game, v, "forward"))
+        return lin, hv
+
+    def _plain(self, lin, hv, xi):
+        solve = solvers.gmres if self.solver == "gmres" else solvers.bicgstab
+        result = solve(hv, xi, tol=self.tol, max_iterations=self.max_iterations,
                        unroll=num_replicas() > 1)
         return result.x, result, result.products
 
-    def _regularized(self, game, xi):
+    def _regularized(self, lin, hv, xi):
         def normal(v):
-            htv = _blocks.full_htv(game, _blocks.full_hv(game, v, self.hvp_mode))
-            return [h + self.lambda_ * x for h, x in zip(htv, v)]
+            htv = lin.htv(hv(v))
+            return [h + tf.cast(self.lambda_, x.dtype) * x for h, x in zip(htv, v)]
 
-        rhs = _blocks.full_htv(game, xi)
+        rhs = lin.htv(xi)
         result = solvers.conjugate_gradient(normal, rhs, tol=self.tol,
                                             max_iterations=self.max_iterations,
-                       unroll=num_replicas() > 1)
+                                            unroll=num_replicas() > 1)
         return result.x, result, 1 + 2 * result.products
 
     def direction(self, game: Game):
-        losses, xi = game.gradient()
-        xi = all_reduce_sum(xi)
+        lin, hv = self._products(game)
+        losses, xi = lin.losses, lin.xi  # xi global (all-reduced) before any product
         reported = game.last_losses
         if self.regularize == "never":
-            u, result, count = self._plain(game, xi)
+            u, result, count = self._plain(lin, hv, xi)
             used = tf.constant(0.0)
         elif self.regularize == "always":
-            u, result, count = self._regularized(game, xi)
+            u, result, count = self._regularized(lin, hv, xi)
             used = tf.constant(1.0)
         else:
-            u0, r0, c0 = self._plain(game, xi)
+            u0, r0, c0 = self._plain(lin, hv, xi)
             fallback = tf.logical_not(tf.logical_and(
                 r0.converged, tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in u0])))
 
             def regularized():
-                u1, r1, c1 = self._regularized(game, xi)
+                u1, r1, c1 = self._regularized(lin, hv, xi)
                 return u1, r1.iterations, r1.residual_norm, c0 + c1
 
             def plain():
@@ -125,8 +150,8 @@ class LSS(GameOptimizer):
                 u, iterations, residual, count = tf.cond(fallback, regularized, plain)
             result = solvers.SolveResult(u, iterations, count, residual, tf.constant(True))
             used = tf.cast(fallback, tf.float32)
-        htu = _blocks.full_htv(game, u)
-        game.last_losses = reported  # not those of the evaluations inside the solver's loop
+        htu = lin.htv(u)
+        game.last_losses = reported  # not those of forward-mode evaluations inside the loop
         direction = [0.5 * (x + h) for x, h in zip(xi, htu)]
         share = 1.0 / num_replicas()
         out = [d * tf.cast(share, d.dtype) for d in direction]
@@ -141,4 +166,4 @@ class LSS(GameOptimizer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "lambda_": self.lambda_, "regularize": self.regularize,
                 "tol": self.tol, "max_iterations": self.max_iterations,
-                "hvp_mode": self.hvp_mode}
+                "solver": self.solver, "hvp_mode": self.hvp_mode}

@@ -15,6 +15,8 @@ from tfgames.optimizers.base import (
     StepResult,
     all_reduce_sum,
     apply_after,
+    check_bool,
+    config_of,
 )
 from tfgames.optimizers.per_player import PerPlayer
 
@@ -136,8 +138,7 @@ class RungeKutta(GameOptimizer):
             )
         for flag, value in (("reg_first_grad_only", reg_first_grad_only),
                             ("fresh_noise", fresh_noise)):
-            if not isinstance(value, bool):
-                raise TypeError(f"Argument `{flag}` must be a bool. Received: {flag}={value!r}.")
+            check_bool(flag, value)
         if regularized_player == penalized_player:
             raise ValueError(
                 "The regulariser grad_{w_D} ||grad_{w_G} l_G||^2 needs two different players. "
@@ -220,13 +221,6 @@ class RungeKutta(GameOptimizer):
         return StepResult(reported, {})
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            method=self.method,
-            grad_reg_weight=self.grad_reg_weight,
-            regularized_player=self.regularized_player,
-            penalized_player=self.penalized_player,
-            reg_first_grad_only=self.reg_first_grad_only,
-            fresh_noise=self.fresh_noise,
-        )
-        return config
+        return {**super().get_config(), **config_of(self, (
+            "method", "grad_reg_weight", "regularized_player", "penalized_player",
+            "reg_first_grad_only", "fresh_noise"))}

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from tfgames import products
-from tfgames.game import Game
+from tfgames.game import Game, mismatched_names
 from tfgames.optimizers.base import (
     PlayerOptimizer,
     StepResult,
@@ -321,8 +321,7 @@ class PerPlayer(WrapperOptimizer):
           players: ``{player: [variables]}`` with exactly the container's players (e.g.
             ``game.players`` or ``{"d": d.trainable_variables, "g": g.trainable_variables}``).
         """
-        missing = [p for p in self._optimizers if p not in players]
-        extra = [p for p in players if p not in self._optimizers]
+        missing, extra = mismatched_names(self._optimizers, players)
         if missing or extra:
             raise ValueError(
                 f"PerPlayer has optimizers for {self.player_names} but the game's players are "

@@ -16,6 +16,7 @@ from tfgames.optimizers.base import (
     GameOptimizer,
     all_reduce_sum,
     as_real,
+    config_of,
     num_replicas,
     positional_hyperparameters,
 )
@@ -274,12 +275,5 @@ class SGA(GameOptimizer):
         return resolve_hvp_mode(self.hvp_mode, variables)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            lambda_=self.lambda_,
-            use_signs=self.use_signs,
-            epsilon=self.epsilon,
-            normalizer=self.normalizer,
-            hvp_mode=self.hvp_mode,
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self, ("lambda_", "use_signs", "epsilon", "normalizer", "hvp_mode"))}
