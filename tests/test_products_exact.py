@@ -338,6 +338,9 @@ _DEFAULT = {
     ("lstm", "double_backward", "eager"), ("gan", "double_backward", "eager"),
 }
 _NO_FORWARD_IN_FUNCTION = {"gru", "lstm"}  # TensorFlow's forward mode and while_loop
+# XLA cannot compile the gradient of the gradient of a non-unrolled RNN's while_loop: "Input 1
+# to node .../while_grad_grad/.../Reshape_1 with op Reshape must be a compile-time constant".
+_NO_DOUBLE_BACKWARD_UNDER_XLA = {"gru", "lstm"}
 
 
 def _grid():
@@ -349,6 +352,11 @@ def _grid():
                     continue
                 default = (name, mode, execution) in _DEFAULT
                 marks = () if default else (pytest.mark.slow,)
+                if (name in _NO_DOUBLE_BACKWARD_UNDER_XLA and mode == "double_backward"
+                        and execution == "xla"):
+                    marks += (pytest.mark.xfail(
+                        strict=True, reason="XLA cannot compile a while_loop's second "
+                        "gradient (TensorFlow limitation)"),)
                 yield pytest.param(name, mode, execution, marks=marks,
                                    id=f"{name}-{mode}-{execution}")
 

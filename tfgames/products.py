@@ -55,6 +55,7 @@ from typing import Literal, NamedTuple
 import keras
 import tensorflow as tf
 from keras.src.backend.tensorflow import nn as _keras_tf_nn
+from tensorflow.compiler.tf2xla.python import xla as _xla
 from tensorflow.python.framework import op_callbacks as _op_callbacks
 from tensorflow.python.framework import op_def_registry as _op_def_registry
 
@@ -85,6 +86,26 @@ __all__ = [
 ]
 
 HVP_MODES = ("forward", "double_backward")
+
+
+def _xla_dynamic_update_slice_grad(op, grad):
+    """Gradient of ``XlaDynamicUpdateSlice`` (out = input with ``update`` written at
+    ``indices``), which TensorFlow does not register: d input = grad with that region zeroed,
+    d update = the region of grad (both ops clamp the start indices alike), no gradient for the
+    indices. Keras' TensorFlow backend emits the op (``keras.ops.slice_update``) under XLA, and
+    double backward differentiates its gradient graph again
+    (``tests/test_products_exact.py``, ``-xla`` cases, against finite differences).
+    """
+    update, indices = op.inputs[1], op.inputs[2]
+    region = tf.shape(update, out_type=indices.dtype)
+    return (_xla.dynamic_update_slice(grad, tf.zeros_like(update), indices),
+            _xla.dynamic_slice(grad, indices, region), None)
+
+
+try:
+    tf.RegisterGradient("XlaDynamicUpdateSlice")(_xla_dynamic_update_slice_grad)
+except KeyError:  # a later TensorFlow registers its own
+    pass
 HvpMode = Literal["forward", "double_backward"]
 LossFn = Callable[[], Mapping[str, tf.Tensor]]
 
