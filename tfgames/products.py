@@ -528,13 +528,15 @@ def game_products(
     return GameProducts(losses, xi, vector, hv_out, htv_out)
 
 
-def _checked_vector(vector, values) -> list[tf.Tensor] | None:
-    """``vector`` cast to the variables' dtypes, constant; one tensor per variable (or None)."""
+def _checked_vector(vector, values, what: str = "variable") -> list[tf.Tensor] | None:
+    """``vector`` cast to the variables' dtypes, constant; one tensor per variable (or None).
+    ``what`` names the variables in the error (e.g. ``"variable of the block"``).
+    """
     if vector is None:
         return None
     if len(vector) != len(values):
         raise ValueError(
-            f"`vector` must have one tensor per variable ({len(values)}). "
+            f"`vector` must have one tensor per {what} ({len(values)}). "
             f"Received: {len(vector)} tensors."
         )
     return [tf.stop_gradient(tf.cast(u, x.dtype)) for u, x in zip(vector, values)]
@@ -938,14 +940,6 @@ class GameLinearization:
         self._maps = maps
         self._htv_fn = htv_fn
 
-    def _checked(self, vector, like) -> list[tf.Tensor]:
-        if len(vector) != len(like):
-            raise ValueError(
-                f"`vector` must have one tensor per variable of the block ({len(like)}). "
-                f"Received: {len(vector)} tensors."
-            )
-        return [tf.stop_gradient(tf.cast(v, g.dtype)) for v, g in zip(vector, like)]
-
     def _apply(self, key, vector, sources) -> list[tf.Tensor]:
         if key not in self._maps:
             raise ValueError(
@@ -954,7 +948,7 @@ class GameLinearization:
                 "off_diagonal_linearization, for H_o v; `blocks=[(target, source), ...]` for "
                 "H_ts v_s)."
             )
-        vector = self._checked(vector, self._maps[key][2])
+        vector = _checked_vector(vector, self._maps[key][2], "variable of the block")
         return _apply_transpose(self._maps[key], vector, sources)
 
     def hv(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
@@ -963,7 +957,7 @@ class GameLinearization:
 
     def htv(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """H^T v = grad_w <xi, v>, aligned with the flat variable list."""
-        return _dense(self._htv_fn(self._checked(vector, self._values)))
+        return _dense(self._htv_fn(_checked_vector(vector, self._values, "variable of the block")))
 
     def ho_v(self, vector: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """(H_o v)_i = sum_{j != i} (grad_j xi_i) v_j, aligned with the flat variable list."""
