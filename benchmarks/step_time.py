@@ -26,12 +26,18 @@ learning rate 1e-4, one step per call. The rows, measured side by side in one pr
   by its own compiled ``train_function`` on the same ``tf.data`` iterator as ``tfgames-plain``
   (so ``tfgames-plain / keras-plain`` is what tfgames adds to Keras, and
   ``keras-plain / hand-plain`` what Keras' ``fit`` step adds to a bare ``tf.function``);
+- ``tfgames-sga-tf1``, ``tfgames-plain-tf1``: what a user migrating the seed gets,
+  ``tfgames.compat.v1.SymplecticOptimizer(1e-4)`` and a ``GameModel`` compiled with
+  ``tfgames.compat.v1.RMSPropOptimizer(1e-4)``: the same steps with TF1's fused RMSProp kernel
+  (``ResourceApplyRMSProp``) instead of Keras' ``RMSprop``, whose update is eight elementwise
+  ops per variable (so ``tfgames-plain / tfgames-plain-tf1`` is the share of Keras' unfused
+  update; the TF1 optimizer's mean square starts at one, which does not change the cost);
 - ``tf1-rms``: the seed's TF1 RMSProp step (``tf.compat.v1`` graph mode, fused
   ``ApplyRMSProp``);
 - ``tf1-sga-seed``: the seed's TF1 ``SymplecticOptimizer`` as written: kfac's
   ``fwd_gradients`` passes ``colocate_gradients_with_ops=True`` while the seed's other
   ``tf.gradients`` calls use TF1's default ``False``;
-- ``tf1-sga-best``: the same code with every ``tf.gradients`` call colocated alike (``False``):
+- ``tf1-sga-best``: the same code with every ``tf.gradients`` call colocated alike (``True``):
   Grappler's common-subexpression elimination then merges the products that the double-backward
   H xi has in common with H^T xi, which it does not do across differing colocation attributes.
 
@@ -392,6 +398,10 @@ def default_hvp_mode() -> str:
 
 def runners(kind: str, weights: dict, depth: int, width: int, x: np.ndarray, jit: bool):
     """One runner by row name."""
+    if kind == "tfgames-plain-tf1":
+        return keras_runner(weights, tfgames.compat.v1.RMSPropOptimizer(LR), x, jit)
+    if kind == "tfgames-sga-tf1":
+        return keras_runner(weights, tfgames.compat.v1.SymplecticOptimizer(LR), x, jit)
     if kind == "tfgames-plain":
         return keras_runner(weights, keras.optimizers.RMSprop(LR), x, jit)
     if kind == "tfgames-plain-unchecked":
@@ -424,13 +434,14 @@ def row_names(jit: bool = False) -> list[str]:
     default = default_hvp_mode()
     rows = ["tfgames-sga"] + [f"tfgames-sga-{m}" for m in ("forward", "double_backward")
                               if m != default]
-    rows += ["tfgames-sga-unchecked", "hand-sga-forward", "hand-sga-double_backward",
-             "tf1-sga-seed", "tf1-sga-best"]
+    rows += ["tfgames-sga-unchecked", "tfgames-sga-tf1", "hand-sga-forward",
+             "hand-sga-double_backward", "tf1-sga-seed", "tf1-sga-best"]
     return rows + PLAIN_ROWS
 
 
 #: The plain rows (``--plain-only`` runs just these).
-PLAIN_ROWS = ["tfgames-plain", "tfgames-plain-unchecked", "keras-plain", "hand-plain", "tf1-rms"]
+PLAIN_ROWS = ["tfgames-plain", "tfgames-plain-unchecked", "tfgames-plain-tf1", "keras-plain",
+              "hand-plain", "tf1-rms"]
 
 
 def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool = False,

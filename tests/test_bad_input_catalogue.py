@@ -374,3 +374,58 @@ def test_numpy_schedule_is_accepted():
     model = TinyGAN(seed=3)
     model.compile(optimizer=S(0.1), schedule={"discriminator": np.int64(2), "generator": 1})
     model.fit(real_batches(1, 16), epochs=1, verbose=0)
+
+
+# -- XLA and recurrent layers that are not unrolled -----------------------------------------------
+class _RecurrentGame(tfgames.GameModel):
+    """A sequence 'discriminator' (an LSTM) against a generator of sequences."""
+
+    def __init__(self, unroll: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8),
+                                           keras.layers.Reshape((4, 2))])
+        self.discriminator = keras.Sequential([keras.Input((4, 2)),
+                                               keras.layers.LSTM(3, unroll=unroll, name="lstm"),
+                                               keras.layers.Dense(1)])
+
+    def players(self):
+        return {"discriminator": self.discriminator, "generator": self.generator}
+
+    def compute_losses(self, data, training=False):
+        z = keras.random.normal((4, 3), seed=self.seed_generator)
+        real = self.discriminator(tf.reshape(data, (4, 4, 2)), training=training)
+        fake = self.discriminator(self.generator(z, training=training), training=training)
+        return tfgames.losses.gan_losses(real, fake)
+
+
+_SECOND_ORDER = {"sga": lambda: tfgames.SGA(S(0.1)), "cgd": lambda: tfgames.CGD(S(0.1)),
+                 "lola": lambda: tfgames.LOLA(S(0.1))}
+
+
+def _sequences():
+    return tf.data.Dataset.from_tensors(np.ones((4, 8), "float32")).repeat(2)
+
+
+@pytest.mark.parametrize("optimizer", list(_SECOND_ORDER))
+def test_second_order_under_xla_names_a_recurrent_layer_that_is_not_unrolled(optimizer):
+    model = _RecurrentGame(unroll=False, seed=0)
+    model.compile(optimizer=_SECOND_ORDER[optimizer](), jit_compile=True)
+    weights = [v.numpy() for v in model.variables]
+    with pytest.raises(ValueError, match=(
+            r"XLA cannot compile the second gradient of a recurrent layer's while_loop.*"
+            r"not unrolled: \['lstm \(LSTM, unroll=False\)'\].*unroll=True.*"
+            r"jit_compile=False")):
+        model.fit(_sequences(), epochs=1, verbose=0)
+    _assert_same(weights, [v.numpy() for v in model.variables])  # nothing ran
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", list(_SECOND_ORDER))
+@pytest.mark.parametrize("unroll, jit_compile", [(False, False), (True, True)])
+def test_recurrent_layer_alternatives_the_error_names_train(optimizer, unroll, jit_compile):
+    model = _RecurrentGame(unroll=unroll, seed=0)
+    model.compile(optimizer=_SECOND_ORDER[optimizer](), jit_compile=jit_compile)
+    model.fit(_sequences(), epochs=1, verbose=0)
+    before = _state(model)
+    model.fit(_sequences(), epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, _state(model)))

@@ -578,14 +578,17 @@ def test_second_order_optimizers_refuse_batchnorm_renorm_before_any_change():
     x, z = _rng_input((4, 2), 1), _rng_input((4, 2), 2)
     players = {"d": d, "g": g}
     before = [v.numpy() for v in d.variables + g.variables]
-    for opt in (tfgames.SGA(keras.optimizers.SGD(0.1)),
-                tfgames.Consensus(keras.optimizers.SGD(0.1))):
+    from test_second_order_family import MAKERS  # every other second-order optimizer
+
+    for opt in [tfgames.SGA(keras.optimizers.SGD(0.1)),
+                tfgames.SGA(keras.optimizers.SGD(0.1), use_signs=False),
+                tfgames.Consensus(keras.optimizers.SGD(0.1))] + [m() for m in MAKERS.values()]:
         game = Game(players, lambda: _gan_losses(d(x, training=True), d(g(z), training=True)))
         with pytest.raises(ValueError, match=(
                 r"need exact second derivatives.*bn_renorm \(BatchNormalization with "
                 r"renorm=True\).*renorm=False.*first-order optimizer")):
             opt.apply_game(game)
-        assert game.evaluations == 0
+        assert game.evaluations == 0, type(opt).__name__
     for v, w in zip(d.variables + g.variables, before):
         np.testing.assert_array_equal(v.numpy(), w)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import attr_value_pb2
 
 from tfgames._replicas import replica_sum
 from tfgames.game import Game
@@ -70,11 +71,18 @@ class FiniteGuard:
 
     Before the step it reads every model and optimizer variable (read values are snapshots:
     TensorFlow copies a variable's buffer on write while a read of it is alive). After the step
-    one all-finite reduction covers the logged quantities (the players' losses first, then the
-    optimizer's diagnostics) and the players' updated weights; the first non-finite one and
-    the step are written to the model's divergence record, and the step is undone: every
-    variable gets its value from before the step back, and so does every later step of the same
-    execution (``steps_per_execution``), so the model keeps the last finite state.
+    it checks the logged quantities (the players' losses first, then the optimizer's
+    diagnostics) and the players' updated weights; the first non-finite one and the step are
+    written to the model's divergence record, and the step is undone: every variable gets its
+    value from before the step back, and so does every later step of the same execution
+    (``steps_per_execution``), so the model keeps the last finite state.
+
+    On one device the check costs one reduction per weight: a screen, sum(w) finite for every
+    weight and every quantity finite, implies that all are finite (a sum with a NaN or an
+    infinity is not finite). Only when the screen fails (or a step is already flagged) does a
+    branch run the exact per-element check, the record and the restore; a screen that failed on
+    an overflowing sum of finite weights finds nothing there. The branch is a function call
+    (not lowered to switch/merge nodes), so a clean step does not pay for its ops.
 
     Under a ``tf.distribute`` strategy the replicas' flags are combined (a replica's loss is the
     loss of its share of the batch and may be non-finite on one replica only) and the record and
@@ -91,28 +99,44 @@ class FiniteGuard:
         self.before = [tf.identity(v.value) for v in self.variables]
 
     def check(self, values: Mapping[str, tf.Tensor], game: Game) -> None:
-        labels = list(values)
-        quantities = [tf.cast(tf.reshape(values[n], []), tf.float64) for n in labels]
-        finite = [tf.math.is_finite(q) for q in quantities]
-        for player, variables in game.players.items():
-            for v in variables:
-                labels.append((player, v.path if hasattr(v, "path") else v.name))
-                finite.append(tf.reduce_all(tf.math.is_finite(v.value)))
-                quantities.append(tf.constant(0.0, tf.float64))
-        self.model._divergence_labels = labels
-        ok, quantities = tf.stack(finite), tf.stack(quantities)
-        if not self.distributed:
-            self._update(ok, quantities, self.before)
+        names = list(values)
+        weights = [(player, v) for player, variables in game.players.items() for v in variables]
+        self.model._divergence_labels = names + [
+            (player, v.path if hasattr(v, "path") else v.name) for player, v in weights]
+        quantities = [tf.cast(tf.reshape(values[n], []), tf.float64) for n in names]
+        if self.distributed:
+            ok, quantities = self._exact(quantities, weights)
+            # Combined over replicas: the count of replicas on which a quantity is not finite,
+            # and the sum of its non-finite values (a finite one adds nothing).
+            flags = tf.cast(tf.logical_not(ok), tf.float64)
+            bad = tf.where(ok, tf.zeros_like(quantities), quantities)
+            context = tf.distribute.get_replica_context()
+            if context is None:  # train_step called in cross-replica context
+                self._update_cross_replica(tf.distribute.get_strategy(), flags, bad,
+                                           self.before)
+            else:
+                context.merge_call(self._update_cross_replica, args=(flags, bad, self.before))
             return
-        # Combined over replicas: the count of replicas on which a quantity is not finite, and
-        # the sum of its non-finite values (a finite one adds nothing).
-        flags = tf.cast(tf.logical_not(ok), tf.float64)
-        bad = tf.where(ok, tf.zeros_like(quantities), quantities)
-        context = tf.distribute.get_replica_context()
-        if context is None:  # train_step called in cross-replica context
-            self._update_cross_replica(tf.distribute.get_strategy(), flags, bad, self.before)
-        else:
-            context.merge_call(self._update_cross_replica, args=(flags, bad, self.before))
+        screen = _all_finite(quantities + [tf.reduce_sum(v.value) for _, v in weights])
+        clean = tf.logical_and(screen, self.record.read_value()[1] < 0.0)
+
+        def exact_check():
+            self._update(*self._exact(quantities, weights), self.before)
+            return tf.constant(True)
+
+        def count_step():
+            self.record.assign_add(_ONE_STEP)
+            return tf.constant(False)
+
+        _function_cond(clean, count_step, exact_check)
+
+    @staticmethod
+    def _exact(quantities: list, weights: list) -> tuple[tf.Tensor, tf.Tensor]:
+        """Per quantity and per weight: finite flags, and the values (0 for a weight)."""
+        finite = [tf.math.is_finite(q) for q in quantities]
+        finite += [tf.reduce_all(tf.math.is_finite(v.value)) for _, v in weights]
+        zeros = [tf.constant(0.0, tf.float64)] * len(weights)
+        return tf.stack(finite), tf.stack(quantities + zeros)
 
     def _update_cross_replica(self, strategy: tf.distribute.Strategy, flags, bad,
                               before) -> None:
@@ -121,8 +145,8 @@ class FiniteGuard:
         self._update(tf.equal(count, 0.0), value, before, strategy)
 
     def _update(self, ok, quantities, before, strategy=None) -> None:
-        """Record the first non-finite quantity; undo this step (and, once flagged, every
-        later one of the execution).
+        """Count the step and record the first non-finite quantity; undo this step (and, once
+        flagged, every later one of the execution).
         """
         all_ok = tf.reduce_all(ok)
         first = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)
@@ -145,8 +169,44 @@ class FiniteGuard:
             with tf.control_dependencies(assigned):
                 return tf.constant(True)
 
-        tf.cond(tf.logical_or(tf.logical_not(all_ok), flagged), restore,
-                lambda: tf.constant(False))
+        # Under a strategy the restore updates every replica's copy: kept as TensorFlow
+        # lowers it (a function call would span the strategy's devices).
+        cond = tf.cond if strategy is not None else _function_cond
+        cond(tf.logical_or(tf.logical_not(all_ok), flagged), restore, lambda: tf.constant(False))
+
+
+#: ``record + _ONE_STEP`` counts a step.
+_ONE_STEP = [1.0, 0.0, 0.0, 0.0]
+
+
+def _all_finite(tensors: list[tf.Tensor]) -> tf.Tensor:
+    """Whether every scalar in ``tensors`` is finite: one stack and check per dtype."""
+    by_dtype: dict[tf.DType, list[tf.Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    flags = [tf.reduce_all(tf.math.is_finite(tf.stack(ts))) for ts in by_dtype.values()]
+    if not flags:
+        return tf.constant(True)
+    return flags[0] if len(flags) == 1 else tf.reduce_all(tf.stack(flags))
+
+
+def _function_cond(pred: tf.Tensor, true_fn, false_fn) -> tf.Tensor:
+    """``tf.cond`` whose ``If`` op runs its taken branch as a function call.
+
+    In a ``tf.function`` TensorFlow lowers a cond to switch/merge nodes by default, and the
+    executor then visits every node of both branches on every step (the untaken ones as dead
+    tensors): for the restore, two nodes per model and optimizer variable. Kept as a function
+    call (the ``_lower_using_switch_merge`` attribute false, as ``cond_v2`` sets it under XLA),
+    the untaken branch costs nothing. Eagerly this is ``tf.cond``.
+    """
+    graph = tf.compat.v1.get_default_graph()
+    known = len(graph.get_operations()) if not tf.executing_eagerly() else 0
+    out = tf.cond(pred, true_fn, false_fn)
+    if not tf.executing_eagerly():
+        for op in graph.get_operations()[known:]:
+            if op.type in ("If", "StatelessIf"):
+                op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
+    return out
 
 
 def _assign(variable: tf.Variable, value: tf.Tensor):

@@ -127,6 +127,25 @@ def inexact_layers(players: Mapping[str, PlayerSpec]) -> list[str]:
     return out
 
 
+def xla_unsupported_layers(players: Mapping[str, PlayerSpec]) -> list[str]:
+    """Recurrent layers of the players that are not unrolled (``keras.layers.RNN`` and the
+    LSTM, GRU and SimpleRNN built on it), as ``"name (Type, unroll=False)"``: their second
+    derivatives are exact without XLA, and XLA cannot compile them.
+    """
+    return [f"{layer.name} ({type(layer).__name__}, unroll=False)"
+            for spec in players.values() for layer in _layers_of(spec)
+            if isinstance(layer, keras.layers.RNN) and not getattr(layer, "unroll", False)]
+
+
+def _in_xla_context(graph) -> bool:
+    """Whether ``graph`` is traced for XLA (``tf.function(jit_compile=True)``, Keras'
+    ``jit_compile``).
+    """
+    from tensorflow.python.ops import control_flow_util  # no public equivalent
+
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
 def resolve_players(players: Mapping[str, PlayerSpec]) -> dict[str, list]:
     """``{name: layer | variable | [..]}`` -> ``{name: [trainable variables]}``, validated.
 
@@ -243,7 +262,9 @@ class Game:
 
     def check_exact(self) -> None:
         """Raise if a player's layer has second derivatives tfgames cannot make exact
-        (:func:`inexact_layers`); second-order optimizers call it before any state changes.
+        (:func:`inexact_layers`), or, inside an XLA-compiled function, a player has a recurrent
+        layer that is not unrolled (:func:`xla_unsupported_layers`); second-order optimizers
+        call it while their step is traced, before any state changes.
         """
         bad = inexact_layers(self._player_specs)
         if bad:
@@ -253,6 +274,16 @@ class Game:
                 "BatchNormalization(renorm=False), LayerNormalization or no normalisation in "
                 "those players, or train with a first-order optimizer (e.g. "
                 "tfgames.Extragradient or a per-player keras.optimizers.Adam)."
+            )
+        graph = tf.compat.v1.get_default_graph()
+        rnns = xla_unsupported_layers(self._player_specs)
+        if rnns and not tf.executing_eagerly() and _in_xla_context(graph):
+            raise ValueError(
+                "Second-order game optimizers differentiate the losses twice, and XLA cannot "
+                "compile the second gradient of a recurrent layer's while_loop (TensorFlow: "
+                "\"... while_grad_grad ... must be a compile-time constant\"). These players' "
+                f"layers are not unrolled: {rnns}. Build them with unroll=True, or compile "
+                "without XLA (model.compile(..., jit_compile=False)); both are exact."
             )
 
     def _checked_losses(self) -> dict[str, tf.Tensor]:

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.trainers import compile_utils  # MetricsList: see _DirectionsView
 
-from tfgames import _divergence
+from tfgames import _divergence, _train_function
 from tfgames._model_config import (
     BASE_CONFIG_KEYS,
     accepts,
@@ -75,6 +75,16 @@ class _DirectionsView(compile_utils.MetricsList):
 def _placeholder_y(sample_weight: Any) -> np.ndarray:
     """A (n, 0) array that carries sample weights through Keras when there is no ``y``."""
     return np.zeros((len(sample_weight), 0), dtype="float32")
+
+
+def _unpacked(data: Any) -> Any:
+    """The batch as the dataset would yield it: Keras' ``train_on_batch`` and ``test_on_batch``
+    pack ``(x, y, sample_weight)`` with ``None`` for what was not given (a ``tf.data`` dataset
+    cannot yield ``None``), which becomes ``x`` or ``(x, y)``.
+    """
+    if isinstance(data, tuple) and len(data) == 3 and data[2] is None:
+        return data[0] if data[1] is None else data[:2]
+    return data
 
 
 def _is_zero_width(y: Any) -> bool:
@@ -503,6 +513,7 @@ class GameModel(keras.Model):
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         self.train_step_traces += 1  # Python side effect: counts traces, not steps
+        data = _unpacked(data)
         guard = _divergence.FiniteGuard(self) if self.check_finite else None
         noise_start = self._noise_state() if self.extra_metric_names else None
         game = self.make_game(data, training=True)
@@ -531,22 +542,13 @@ class GameModel(keras.Model):
     def make_train_function(self, force: bool = False):
         if self.check_finite != getattr(self, "_train_function_checks", None):
             force = True
-        function = super().make_train_function(force=force)
+        if force or self.train_function is None:
+            super().make_train_function(force=True)
+            self.train_function = _train_function.train_function(self, self.train_function)
         self._train_function_checks = self.check_finite
-        step = self.train_function
-        if self.check_finite and not getattr(step, "_tfgames_checked", False):
-            record = _divergence.divergence_record(self)
-
-            def checked(iterator):
-                logs = step(iterator)
-                _divergence.raise_if_diverged(self, record.numpy())
-                return logs
-
-            checked._tfgames_checked = True
-            self.train_function = checked
         if self.check_finite:
             _divergence.divergence_record(self).assign(_divergence.CLEAN_RECORD)
-        return function
+        return self.train_function
 
     def load_weights(self, filepath, *args, **kwargs):
         """Keras' ``load_weights``, all or nothing: if the file does not fit the model (another
@@ -586,6 +588,7 @@ class GameModel(keras.Model):
         validation data never change what training draws. Reports only what it computes: no
         optimizer diagnostics.
         """
+        data = _unpacked(data)
         state = self.seed_generator.state
         training_state = tf.identity(state.value)
         state.assign(self.evaluation_seed_generator.state.value)

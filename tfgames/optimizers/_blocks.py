@@ -87,6 +87,7 @@ def off_diagonal_products(
     ``vector=None`` it is the all-reduced xi of the same pass); ``ho_v`` and ``ho_t_v`` are the
     global-batch products (all-reduced).
     """
+    game.check_exact()
     p = products.off_diagonal_products(
         game._checked_losses, game.players, vector, hv=hv, htv=htv,
         vector_fn=lambda xs: _global(game, xs),
@@ -103,6 +104,7 @@ class Linearization:
     def __init__(self, game: Game, *, jacobian: bool = False, full: bool = False,
                  blocks=()) -> None:
         self._game = game
+        game.check_exact()
         self._lin = products.game_linearization(
             game._checked_losses, game.players, jacobian=jacobian, off_diagonal=full,
             blocks=blocks, vector_fn=lambda xs: _global(game, xs))
@@ -131,6 +133,7 @@ def lola_terms(game: Game) -> products.ShapingTerms:
     (:func:`tfgames.products.lola_terms`; the gradients are all-reduced before the products,
     the products' shares after).
     """
+    game.check_exact()
     p = products.lola_terms(game._checked_losses, game.players,
                             reduce_fn=lambda g: _global(game, g))
     return p._replace(ho_xi=_global(game, p.ho_xi), chi=_global(game, p.chi))

@@ -55,6 +55,7 @@ class HamiltonianGD(GameOptimizer):
 
     def direction(self, game: Game):
         if self.two_sample:
+            game.check_exact()  # before the first evaluation (game.products checks too late)
             losses, xi = game.gradient()
             xi = all_reduce_sum(xi)
             game.fresh_noise()

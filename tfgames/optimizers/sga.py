@@ -245,7 +245,6 @@ class SGA(GameOptimizer):
             # blocks H_ii are symmetric): the off-diagonal products through the same single
             # pass, restricted to the paths between players, execute fewer matrix products
             # (194 against 262 per step on benchmarks/step_time.py's depth-6 GAN).
-            game.check_exact()
             p = _blocks.off_diagonal_products(game)  # p.vector: the global xi
             hv, htv = p.ho_v, p.ho_t_v  # global H_o xi, H_o^T xi
         else:
