@@ -43,7 +43,9 @@ learning rate 1e-4, one step per call. The rows, measured side by side in one pr
 
 The TF1 rows feed z and x through placeholders (drawing them in the graph makes no measurable
 difference). For each architecture the configurations are built, warmed up (tracing is not step
-time), then run ``--reps`` interleaved repetitions of ``--steps`` steps; the medians and their
+time), then run ``--reps`` interleaved repetitions of ``--steps`` steps (the rows in a new
+seeded random order each repetition, Python's garbage collector paused inside a timed
+repetition and run between them, as ``timeit`` does); the medians and their
 ratios are printed with each row's **executed** matrix products per step (``-`` for XLA rows,
 whose products run inside compiled clusters): the ``MatMul`` ops
 (and their oneDNN rewrites) in the graphs TensorFlow runs, read from the TF1 session's partition
@@ -67,9 +69,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import itertools
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -454,11 +458,19 @@ def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool
     for run in configs.values():
         run(1)  # warm-up beyond the first (counted) call
     times: dict[str, list[float]] = {k: [] for k in configs}
+    order = random.Random(0)
     for _ in range(reps):
-        for name, run in configs.items():
-            start = time.perf_counter()
-            run(steps)
-            times[name].append((time.perf_counter() - start) / steps)
+        names = list(configs)
+        order.shuffle(names)  # no row always runs after the same one
+        for name in names:
+            gc.collect()
+            gc.disable()  # as timeit does: no collection pause inside a timed repetition
+            try:
+                start = time.perf_counter()
+                configs[name](steps)
+                times[name].append((time.perf_counter() - start) / steps)
+            finally:
+                gc.enable()
     out = {k: (statistics.median(v), configs[k].products, min(v)) for k, v in times.items()}
     for run in configs.values():
         getattr(run, "close", lambda: None)()

@@ -80,3 +80,36 @@ def test_memory_worker_reports_a_step_high_water_mark():
     m = st.measure_memory("tfgames-plain", 2, 16, 32)
     assert m["peak_kb"] >= m["rss_before_kb"] > 100_000  # TensorFlow's runtime is resident
     assert m["step_kb"] == m["peak_kb"] - m["rss_before_kb"] >= 0
+
+
+@pytest.mark.slow
+def test_step_overhead_rows_run_their_variants(capsys, monkeypatch):
+    """benchmarks/step_overhead.py: every row runs, and the Keras-function row never runs the
+    direct step while the default row always does."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    spec = importlib.util.spec_from_file_location("step_overhead",
+                                                  BENCH.parent / "step_overhead.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from tfgames import _train_function
+
+    direct_calls = []
+    original = _train_function._one_device_iterator
+
+    def spy(iterator):
+        direct = original(iterator)
+        direct_calls.append(direct)
+        return direct
+
+    monkeypatch.setattr(_train_function, "_one_device_iterator", spy)
+    rows = module._rows(4, 4)
+    direct_calls.clear()
+    rows["tfgames-plain-keras-function"](2)
+    assert not direct_calls  # the row patches the check away: Keras' function
+    rows["tfgames-plain"](2)
+    assert direct_calls == [True, True]
+    module.main(["--reps", "1", "--steps", "1", "--width", "4", "--batch", "4"])
+    out = capsys.readouterr().out
+    names = [line.split()[0] for line in out.splitlines()[2:]]
+    assert names == ["tfgames-plain", "tfgames-plain-unchecked", "tfgames-plain-lowered-check",
+                     "tfgames-plain-keras-function", "keras-plain", "hand-plain"]
