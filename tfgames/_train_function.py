@@ -69,11 +69,9 @@ def train_function(model: GameModel, keras_function: Callable) -> Callable:
                 cache[:] = [weakref.ref(iterator), traced.get_concrete_function(iterator)]
             logs, values = cache[1](iterator)
         else:
-            logs = keras_function(iterator)
-            values = record.numpy() if check else None
+            logs, values = keras_function(iterator), record
         if check:
-            _divergence.raise_if_diverged(model, values.numpy() if hasattr(values, "numpy")
-                                          else values)
+            _divergence.raise_if_diverged(model, values.numpy())
         return logs
 
     function._tfgames_function = True

@@ -137,13 +137,13 @@ def xla_unsupported_layers(players: Mapping[str, PlayerSpec]) -> list[str]:
             if isinstance(layer, keras.layers.RNN) and not getattr(layer, "unroll", False)]
 
 
-def _in_xla_context(graph) -> bool:
-    """Whether ``graph`` is traced for XLA (``tf.function(jit_compile=True)``, Keras'
+def _in_xla_context() -> bool:
+    """Whether the graph being traced is for XLA (``tf.function(jit_compile=True)``, Keras'
     ``jit_compile``).
     """
     from tensorflow.python.ops import control_flow_util  # no public equivalent
 
-    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 def resolve_players(players: Mapping[str, PlayerSpec]) -> dict[str, list]:
@@ -275,9 +275,8 @@ class Game:
                 "those players, or train with a first-order optimizer (e.g. "
                 "tfgames.Extragradient or a per-player keras.optimizers.Adam)."
             )
-        graph = tf.compat.v1.get_default_graph()
         rnns = xla_unsupported_layers(self._player_specs)
-        if rnns and not tf.executing_eagerly() and _in_xla_context(graph):
+        if rnns and not tf.executing_eagerly() and _in_xla_context():
             raise ValueError(
                 "Second-order game optimizers differentiate the losses twice, and XLA cannot "
                 "compile the second gradient of a recurrent layer's while_loop (TensorFlow: "
