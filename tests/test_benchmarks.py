@@ -72,6 +72,31 @@ def test_step_time_small_table_and_executed_products(capsys):
         assert re.search(rf"targets \({which}; default tfgames.SGA, hvp_mode resolves to "
                          r"'double_backward'\): sga/tf1-best \d+\.\d+, sga/plain \d+\.\d+, "
                          r"sga/hand-sga \d+\.\d+, plain/hand-plain \d+\.\d+", table)
+    paired = re.search(r"targets \(paired: .*\): (.*)", table).group(1)
+    found = re.findall(r"([\w/-]+) (\d+\.\d+) \[(\d+\.\d+), (\d+\.\d+)\] <= ([\d.]+): "
+                       r"(met|not met|within noise)", paired)
+    assert [f[0] for f in found] == ["sga/tf1-best", "sga/plain", "sga/hand-sga",
+                                     "plain/hand-plain"]
+    for _, median, low, high, limit, said in found:
+        assert float(low) <= float(median) <= float(high)
+        assert said == st.verdict(float(low), float(high), float(limit))
+
+
+def test_paired_ratio_interval_and_verdict():
+    """Per-repetition ratios: their median, an interval that holds it and narrows with less
+    spread; the verdict against a limit."""
+    st = _load()
+    rng = np.random.default_rng(1)
+    b = rng.uniform(1.0, 2.0, 40)
+    drift = rng.uniform(0.5, 1.5, 40)  # the machine's state, shared by the rows of a repetition
+    m, lo, hi = st.paired_ratio(list(1.2 * b * drift), list(b * drift))
+    assert m == pytest.approx(1.2) and lo == pytest.approx(1.2) and hi == pytest.approx(1.2)
+    a = 1.2 * b * drift * rng.uniform(0.9, 1.1, 40)
+    m, lo, hi = st.paired_ratio(list(a), list(b * drift))
+    assert m == pytest.approx(float(np.median(a / (b * drift))))
+    assert 1.1 < lo < m < hi < 1.3
+    assert st.verdict(lo, hi, 1.35) == "met" and st.verdict(lo, hi, 1.0) == "not met"
+    assert st.verdict(lo, hi, 1.2) == "within noise"
 
 
 @pytest.mark.slow
