@@ -50,7 +50,9 @@ ratios are printed with each row's **executed** matrix products per step (``-`` 
 whose products run inside compiled clusters): the ``MatMul`` ops
 (and their oneDNN rewrites) in the graphs TensorFlow runs, read from the TF1 session's partition
 graphs and, for ``tf.function`` steps, from the partition graphs the eager context collects on
-the step's first call. Absolute times depend on the machine; the ratios are the result.
+the step's first call; the ``ops`` column counts every node of those graphs (constants,
+function arguments and returns included). Absolute times depend on the machine; the ratios are
+the result.
 Below each table the issue's target ratios are printed three ways: as ratios of the medians, of
 the fastest repetitions, and **paired**, as the median of the per-repetition ratios (two rows
 of one repetition ran seconds apart, so their ratio cancels much of the machine's drift) with a
@@ -189,6 +191,12 @@ def collected_graphs(out: list):
         ctx.disable_graph_collection()
 
 
+def executed_ops(graphs: list) -> int:
+    """Ops executed per call: every node of the partition graphs that the first call
+    instantiated (constants, function arguments and returns included)."""
+    return sum(len(g.node) for g in graphs)
+
+
 def executed_matmuls(graphs: list) -> int:
     """Products executed per call, summed over the partition graphs that the first call
     instantiated (``fit``'s loop function inlines its step function, so each product is
@@ -223,6 +231,7 @@ def fit_step_runner(model: keras.Model, x: np.ndarray, jit: bool):
     with collected_graphs(graphs):
         run(1)
     run.products = None if jit else executed_matmuls(graphs)  # XLA: inside its clusters
+    run.ops = None if jit else executed_ops(graphs)
     run.model = model
     return run
 
@@ -352,6 +361,7 @@ def hand_runner(weights: dict, kind: str, x: np.ndarray, jit: bool = False):
     with collected_graphs(graphs):
         run(1)
     run.products = None if jit else executed_matmuls(graphs)  # XLA: inside its clusters
+    run.ops = None if jit else executed_ops(graphs)
     run.seed = seed
     return run
 
@@ -394,6 +404,7 @@ def tf1_runner(weights: dict, mode: str, depth: int, width: int, x: np.ndarray,
     g.session.run(g.train_op, feed, run_metadata=metadata,
                   options=tf.compat.v1.RunOptions(output_partition_graphs=True))
     run.products = matmuls(n for p in metadata.partition_graphs for n in p.node)
+    run.ops = executed_ops(metadata.partition_graphs)
     run.close = g.session.close
     return run
 
@@ -455,8 +466,9 @@ PLAIN_ROWS = ["tfgames-plain", "tfgames-plain-unchecked", "tfgames-plain-tf1", "
 
 def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool = False,
             rows: list[str] | None = None) -> dict:
-    """``{row: (median, executed products, fastest, per-repetition seconds per step)}``, the
-    repetitions interleaved (entry r of every row's list is from the same repetition)."""
+    """``{row: (median, executed products, executed ops, fastest, per-repetition seconds per
+    step)}``, the repetitions interleaved (entry r of every row's list is from the same
+    repetition)."""
     weights = init_weights(depth, width)
     x = real_batch(batch)
     configs = {name: runners(name, weights, depth, width, x, jit)
@@ -477,7 +489,8 @@ def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool
                 times[name].append((time.perf_counter() - start) / steps)
             finally:
                 gc.enable()
-    out = {k: (statistics.median(v), configs[k].products, min(v), v) for k, v in times.items()}
+    out = {k: (statistics.median(v), configs[k].products, configs[k].ops, min(v), v)
+           for k, v in times.items()}
     for run in configs.values():
         getattr(run, "close", lambda: None)()
     return out
@@ -504,14 +517,20 @@ def paired_ratio(a: list[float], b: list[float], level: float = 0.9,
     return float(np.median(ratios)), float(low), float(high)
 
 
-def verdict(low: float, high: float, limit: float) -> str:
+#: Fewer repetitions than this give no verdict (a bootstrap of one or two ratios says nothing).
+MIN_REPS_FOR_VERDICT = 5
+
+
+def verdict(low: float, high: float, limit: float, reps: int) -> str:
     """``met`` if the whole interval is within ``limit``, ``not met`` if none of it is, else
-    ``within noise``."""
+    ``within noise``; ``too few repetitions`` below :data:`MIN_REPS_FOR_VERDICT`."""
+    if reps < MIN_REPS_FOR_VERDICT:
+        return "too few repetitions"
     return "met" if high <= limit else "not met" if low > limit else "within noise"
 
 
 def print_table(title: str, result: dict) -> dict:
-    """Print one architecture's rows: medians, executed products, ratios of the medians, and
+    """Print one architecture's rows: medians, executed products and ops, ratios of the medians, and
     the fastest repetition; returns the target ratios of the medians (those whose rows ran)."""
     cols = [("tf1-sga-best", "/tf1-best"), ("tf1-sga-seed", "/tf1-seed"),
             (None, "/hand-sga"), ("tfgames-plain", "/plain"), ("keras-plain", "/keras-plain"),
@@ -519,18 +538,20 @@ def print_table(title: str, result: dict) -> dict:
     has_sga = "tfgames-sga" in result
     cols = [(k, h) for k, h in cols if (k is None and has_sga) or k in result]
     print(f"\n{title}")
-    print(f"{'row':28s} {'ms/step':>9s} {'products':>9s}"
+    print(f"{'row':28s} {'ms/step':>9s} {'products':>9s} {'ops':>6s}"
           + "".join(f" {h:>12s}" for _, h in cols) + f" {'min ms':>9s}")
     out: dict = {}
-    for which in (0, 2):
+    for which in (0, 3):
         t = {k: r[which] for k, r in result.items()}
         if has_sga:
             t[None] = min(t["hand-sga-forward"], t["hand-sga-double_backward"])
         if which == 0:
-            for name, (med, n, low, _) in result.items():
+            for name, (med, n, ops, low, _) in result.items():
                 ratios = "".join(f" {med / t[k]:12.3f}" for k, _ in cols)
                 count = "-" if n is None else str(n)
-                print(f"{name:28s} {1e3 * med:9.2f} {count:>9s}{ratios} {1e3 * low:9.2f}")
+                ops = "-" if ops is None else str(ops)
+                print(f"{name:28s} {1e3 * med:9.2f} {count:>9s} {ops:>6s}{ratios} "
+                      f"{1e3 * low:9.2f}")
         targets = {}
         if has_sga:
             sga = t["tfgames-sga"]
@@ -544,7 +565,7 @@ def print_table(title: str, result: dict) -> dict:
         if which == 0:
             out = targets
     # The same targets as medians of per-repetition ratios, with 90% intervals.
-    reps = {k: r[3] for k, r in result.items()}
+    reps = {k: r[4] for k, r in result.items()}
     pairs = {"plain/hand-plain": ("tfgames-plain", "hand-plain")}
     if has_sga:
         hand = min(("hand-sga-forward", "hand-sga-double_backward"), key=lambda k: result[k][0])
@@ -552,9 +573,10 @@ def print_table(title: str, result: dict) -> dict:
                  "sga/plain": ("tfgames-sga", "tfgames-plain"),
                  "sga/hand-sga": ("tfgames-sga", hand), **pairs}
     paired = {k: paired_ratio(reps[a], reps[b]) for k, (a, b) in pairs.items()}
-    print(f"targets (paired: median of the {len(reps['tfgames-plain'])} per-repetition ratios "
-          "[90% bootstrap interval], verdict): " + ", ".join(
-              f"{k} {m:.3f} [{lo:.3f}, {hi:.3f}] <= {LIMITS[k]}: {verdict(lo, hi, LIMITS[k])}"
+    n = len(reps["tfgames-plain"])
+    print(f"targets (paired: median of the {n} per-repetition ratios [90% bootstrap interval], "
+          "verdict): " + ", ".join(
+              f"{k} {m:.3f} [{lo:.3f}, {hi:.3f}] <= {LIMITS[k]}: {verdict(lo, hi, LIMITS[k], n)}"
               for k, (m, lo, hi) in paired.items()))
     return out
 

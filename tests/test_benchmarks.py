@@ -56,6 +56,12 @@ def test_step_time_small_table_and_executed_products(capsys):
                           "hand-plain", "tf1-rms"]
     assert all(math.isfinite(float(v)) and float(v) > 0 for r in rows.values() for v in r)
     products = {name: int(r[1]) for name, r in rows.items()}
+    ops = {name: int(r[2]) for name, r in rows.items()}
+    assert all(ops[name] > products[name] for name in rows)
+    # The divergence check is ops of its own; TF1's fused RMSProp is one kernel per variable.
+    assert ops["tfgames-sga-unchecked"] < ops["tfgames-sga"]
+    assert ops["tfgames-plain-unchecked"] < ops["tfgames-plain"]
+    assert ops["tfgames-plain-tf1"] < ops["tfgames-plain"]
     # Colocating every gradient call alike lets Grappler merge what the seed's code computes
     # twice: the best TF1 graph executes fewer products than the seed's code as written.
     assert products["tf1-sga-best"] < products["tf1-sga-seed"]
@@ -74,12 +80,13 @@ def test_step_time_small_table_and_executed_products(capsys):
                          r"sga/hand-sga \d+\.\d+, plain/hand-plain \d+\.\d+", table)
     paired = re.search(r"targets \(paired: .*\): (.*)", table).group(1)
     found = re.findall(r"([\w/-]+) (\d+\.\d+) \[(\d+\.\d+), (\d+\.\d+)\] <= ([\d.]+): "
-                       r"(met|not met|within noise)", paired)
+                       r"(met|not met|within noise|too few repetitions)", paired)
     assert [f[0] for f in found] == ["sga/tf1-best", "sga/plain", "sga/hand-sga",
                                      "plain/hand-plain"]
-    for _, median, low, high, limit, said in found:
+    for name, median, low, high, limit, said in found:
+        assert float(limit) == st.LIMITS[name]
         assert float(low) <= float(median) <= float(high)
-        assert said == st.verdict(float(low), float(high), float(limit))
+        assert said == "too few repetitions"  # --reps 1
 
 
 def test_paired_ratio_interval_and_verdict():
@@ -95,8 +102,9 @@ def test_paired_ratio_interval_and_verdict():
     m, lo, hi = st.paired_ratio(list(a), list(b * drift))
     assert m == pytest.approx(float(np.median(a / (b * drift))))
     assert 1.1 < lo < m < hi < 1.3
-    assert st.verdict(lo, hi, 1.35) == "met" and st.verdict(lo, hi, 1.0) == "not met"
-    assert st.verdict(lo, hi, 1.2) == "within noise"
+    assert st.verdict(lo, hi, 1.35, 40) == "met" and st.verdict(lo, hi, 1.0, 40) == "not met"
+    assert st.verdict(lo, hi, 1.2, 40) == "within noise"
+    assert st.verdict(lo, hi, 1.35, 4) == "too few repetitions"
 
 
 @pytest.mark.slow
