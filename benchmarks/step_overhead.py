@@ -25,11 +25,11 @@ Absolute times depend on the machine; the differences between rows are the resul
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
 import time
+from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,16 +41,6 @@ import tensorflow as tf
 from tfgames import _divergence, _train_function
 
 
-@contextlib.contextmanager
-def _patched(module, name: str, value):
-    original = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
-
-
 def _rows(width: int, batch: int, depth: int = 6) -> dict:
     weights, x = st.init_weights(depth, width), st.real_batch(batch)
     rms = lambda: keras.optimizers.RMSprop(st.LR)  # noqa: E731
@@ -58,13 +48,13 @@ def _rows(width: int, batch: int, depth: int = 6) -> dict:
         "tfgames-plain": st.keras_runner(weights, rms(), x),
         "tfgames-plain-unchecked": st.keras_runner(weights, rms(), x, check_finite=False),
     }
-    with _patched(_divergence, "_function_cond", tf.cond):
+    with mock.patch.object(_divergence, "_function_cond", tf.cond):
         rows["tfgames-plain-lowered-check"] = st.keras_runner(weights, rms(), x)
-    with _patched(_train_function, "_one_device_iterator", lambda iterator: False):
+    with mock.patch.object(_train_function, "_one_device_iterator", lambda iterator: False):
         through_keras = st.keras_runner(weights, rms(), x)
 
     def keras_function(steps: int) -> None:
-        with _patched(_train_function, "_one_device_iterator", lambda iterator: False):
+        with mock.patch.object(_train_function, "_one_device_iterator", lambda iterator: False):
             through_keras(steps)
 
     rows["tfgames-plain-keras-function"] = keras_function

@@ -85,6 +85,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -464,11 +465,19 @@ PLAIN_ROWS = ["tfgames-plain", "tfgames-plain-unchecked", "tfgames-plain-tf1", "
               "hand-plain", "tf1-rms"]
 
 
+class Timing(NamedTuple):
+    """One row of one architecture: seconds per step and what the step executes."""
+
+    median: float
+    products: int | None  # None for XLA rows (inside compiled clusters)
+    ops: int | None
+    fastest: float
+    times: list[float]  # per repetition; entry r of every row is from the same repetition
+
+
 def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool = False,
-            rows: list[str] | None = None) -> dict:
-    """``{row: (median, executed products, executed ops, fastest, per-repetition seconds per
-    step)}``, the repetitions interleaved (entry r of every row's list is from the same
-    repetition)."""
+            rows: list[str] | None = None) -> dict[str, Timing]:
+    """``{row: Timing}``, the repetitions interleaved."""
     weights = init_weights(depth, width)
     x = real_batch(batch)
     configs = {name: runners(name, weights, depth, width, x, jit)
@@ -489,7 +498,7 @@ def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool
                 times[name].append((time.perf_counter() - start) / steps)
             finally:
                 gc.enable()
-    out = {k: (statistics.median(v), configs[k].products, configs[k].ops, min(v), v)
+    out = {k: Timing(statistics.median(v), configs[k].products, configs[k].ops, min(v), v)
            for k, v in times.items()}
     for run in configs.values():
         getattr(run, "close", lambda: None)()
@@ -529,9 +538,10 @@ def verdict(low: float, high: float, limit: float, reps: int) -> str:
     return "met" if high <= limit else "not met" if low > limit else "within noise"
 
 
-def print_table(title: str, result: dict) -> dict:
-    """Print one architecture's rows: medians, executed products and ops, ratios of the medians, and
-    the fastest repetition; returns the target ratios of the medians (those whose rows ran)."""
+def print_table(title: str, result: dict[str, Timing]) -> dict:
+    """Print one architecture's rows: medians, executed products and ops, ratios of the
+    medians, and the fastest repetition; returns the target ratios of the medians (those whose
+    rows ran)."""
     cols = [("tf1-sga-best", "/tf1-best"), ("tf1-sga-seed", "/tf1-seed"),
             (None, "/hand-sga"), ("tfgames-plain", "/plain"), ("keras-plain", "/keras-plain"),
             ("hand-plain", "/hand-plain"), ("tf1-rms", "/tf1-rms")]
@@ -541,17 +551,17 @@ def print_table(title: str, result: dict) -> dict:
     print(f"{'row':28s} {'ms/step':>9s} {'products':>9s} {'ops':>6s}"
           + "".join(f" {h:>12s}" for _, h in cols) + f" {'min ms':>9s}")
     out: dict = {}
-    for which in (0, 3):
-        t = {k: r[which] for k, r in result.items()}
+    for which in ("median", "fastest"):
+        t = {k: getattr(r, which) for k, r in result.items()}
         if has_sga:
             t[None] = min(t["hand-sga-forward"], t["hand-sga-double_backward"])
-        if which == 0:
-            for name, (med, n, ops, low, _) in result.items():
-                ratios = "".join(f" {med / t[k]:12.3f}" for k, _ in cols)
-                count = "-" if n is None else str(n)
-                ops = "-" if ops is None else str(ops)
-                print(f"{name:28s} {1e3 * med:9.2f} {count:>9s} {ops:>6s}{ratios} "
-                      f"{1e3 * low:9.2f}")
+        if which == "median":
+            for name, r in result.items():
+                ratios = "".join(f" {r.median / t[k]:12.3f}" for k, _ in cols)
+                count = "-" if r.products is None else str(r.products)
+                ops = "-" if r.ops is None else str(r.ops)
+                print(f"{name:28s} {1e3 * r.median:9.2f} {count:>9s} {ops:>6s}{ratios} "
+                      f"{1e3 * r.fastest:9.2f}")
         targets = {}
         if has_sga:
             sga = t["tfgames-sga"]
@@ -560,15 +570,15 @@ def print_table(title: str, result: dict) -> dict:
         targets["plain/hand-plain"] = t["tfgames-plain"] / t["hand-plain"]
         text = ", ".join(f"{k} {v:.3f}" for k, v in targets.items())
         bounds = ", ".join(f"<= {LIMITS[k]}" for k in targets)
-        print(f"targets ({'medians' if which == 0 else 'minima'}; default tfgames.SGA, "
+        print(f"targets ({'medians' if which == 'median' else 'minima'}; default tfgames.SGA, "
               f"hvp_mode resolves to {default_hvp_mode()!r}): {text} ({bounds})")
-        if which == 0:
+        if which == "median":
             out = targets
     # The same targets as medians of per-repetition ratios, with 90% intervals.
-    reps = {k: r[4] for k, r in result.items()}
+    reps = {k: r.times for k, r in result.items()}
     pairs = {"plain/hand-plain": ("tfgames-plain", "hand-plain")}
     if has_sga:
-        hand = min(("hand-sga-forward", "hand-sga-double_backward"), key=lambda k: result[k][0])
+        hand = min(("hand-sga-forward", "hand-sga-double_backward"), key=lambda k: result[k].median)
         pairs = {"sga/tf1-best": ("tfgames-sga", "tf1-sga-best"),
                  "sga/plain": ("tfgames-sga", "tfgames-plain"),
                  "sga/hand-sga": ("tfgames-sga", hand), **pairs}
