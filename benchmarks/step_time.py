@@ -67,9 +67,14 @@ freed tensors go back to the system), warms up, resets the kernel's high-water m
 the high-water mark minus the resident size before the steps (weights, optimizer state, the
 TensorFlow runtime). ``tf.config.experimental.get_memory_info`` has no statistics for the CPU.
 
+``--targets-only`` runs just the five rows the targets compare (``TARGET_ROWS``), so that more
+repetitions fit in the same time and the process holds five configurations instead of
+fourteen (the full table's ratios of these rows differ from a five-row run's by more than the
+paired intervals of either: docs/optimizers/second-order.md#step-time).
+
 Usage: ``python benchmarks/step_time.py [--widths 128,384,1024] [--batches 64,256,1024]
-[--reps 5] [--steps 3] [--memory] [--small] [--jit] [--plain-only]``. The widths run at batch
-256; the batches run at width 384. ``--small`` is a smoke run on tiny nets.
+[--reps 5] [--steps 3] [--memory] [--small] [--jit] [--plain-only | --targets-only]``. The
+widths run at batch 256; the batches run at width 384. ``--small`` is a smoke run on tiny nets.
 """
 
 from __future__ import annotations
@@ -463,6 +468,11 @@ def row_names(jit: bool = False) -> list[str]:
 #: The plain rows (``--plain-only`` runs just these).
 PLAIN_ROWS = ["tfgames-plain", "tfgames-plain-unchecked", "tfgames-plain-tf1", "keras-plain",
               "hand-plain", "tf1-rms"]
+#: The rows the issue's targets compare (``--targets-only`` runs just these): the default SGA,
+#: the best TF1 graph, the fastest hand-written SGA step (double backward in every run so far),
+#: the plain step and the hand-written plain step.
+TARGET_ROWS = ["tfgames-sga", "hand-sga-double_backward", "tf1-sga-best", "tfgames-plain",
+               "hand-plain"]
 
 
 class Timing(NamedTuple):
@@ -538,6 +548,10 @@ def verdict(low: float, high: float, limit: float, reps: int) -> str:
     return "met" if high <= limit else "not met" if low > limit else "within noise"
 
 
+#: The hand-written SGA steps; the ``/hand-sga`` column and target use the fastest that ran.
+HAND_SGA_ROWS = ("hand-sga-forward", "hand-sga-double_backward")
+
+
 def print_table(title: str, result: dict[str, Timing]) -> dict:
     """Print one architecture's rows: medians, executed products and ops, ratios of the
     medians, and the fastest repetition; returns the target ratios of the medians (those whose
@@ -554,7 +568,7 @@ def print_table(title: str, result: dict[str, Timing]) -> dict:
     for which in ("median", "fastest"):
         t = {k: getattr(r, which) for k, r in result.items()}
         if has_sga:
-            t[None] = min(t["hand-sga-forward"], t["hand-sga-double_backward"])
+            t[None] = min(t[k] for k in HAND_SGA_ROWS if k in t)
         if which == "median":
             for name, r in result.items():
                 ratios = "".join(f" {r.median / t[k]:12.3f}" for k, _ in cols)
@@ -578,7 +592,7 @@ def print_table(title: str, result: dict[str, Timing]) -> dict:
     reps = {k: r.times for k, r in result.items()}
     pairs = {"plain/hand-plain": ("tfgames-plain", "hand-plain")}
     if has_sga:
-        hand = min(("hand-sga-forward", "hand-sga-double_backward"), key=lambda k: result[k].median)
+        hand = min((k for k in HAND_SGA_ROWS if k in result), key=lambda k: result[k].median)
         pairs = {"sga/tf1-best": ("tfgames-sga", "tf1-sga-best"),
                  "sga/plain": ("tfgames-sga", "tfgames-plain"),
                  "sga/hand-sga": ("tfgames-sga", hand), **pairs}
@@ -638,6 +652,8 @@ def main(argv=None) -> None:
     parser.add_argument("--small", action="store_true", help="tiny nets (a smoke run)")
     parser.add_argument("--plain-only", action="store_true",
                         help="only the plain (first-order) rows: " + ", ".join(PLAIN_ROWS))
+    parser.add_argument("--targets-only", action="store_true",
+                        help="only the rows the targets compare: " + ", ".join(TARGET_ROWS))
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -660,7 +676,8 @@ def main(argv=None) -> None:
     summary = {}
     for width, batch in [] if args.memory_only else archs:
         result = measure(depth, width, batch, args.reps, args.steps, args.jit,
-                         rows=PLAIN_ROWS if args.plain_only else None)
+                         rows=(PLAIN_ROWS if args.plain_only
+                               else TARGET_ROWS if args.targets_only else None))
         summary[(width, batch)] = print_table(
             f"depth {depth}, width {width}, batch {batch}", result)
     if args.memory or args.memory_only:

@@ -107,6 +107,26 @@ def test_paired_ratio_interval_and_verdict():
     assert st.verdict(lo, hi, 1.35, 4) == "too few repetitions"
 
 
+def test_targets_only_table_compares_the_target_rows(capsys):
+    """``--targets-only``'s five rows make the full table's targets: the hand-written SGA
+    column is the hand-written double-backward step, every ratio is of the given times."""
+    st = _load()
+    ms = {"tfgames-sga": 33.0, "hand-sga-double_backward": 30.0, "tf1-sga-best": 31.0,
+          "tfgames-plain": 11.0, "hand-plain": 10.0}
+    drift = [1.0, 1.3, 0.8, 1.1, 0.9, 1.2]  # the machine's state, the same for every row
+    result = {k: st.Timing(v / 1e3, 1, 2, v / 1e3, [v / 1e3 * d for d in drift])
+              for k, v in ms.items()}
+    targets = st.print_table("t", result)
+    assert targets == pytest.approx({"sga/tf1-best": 33 / 31, "sga/plain": 3.0,
+                                     "sga/hand-sga": 1.1, "plain/hand-plain": 1.1})
+    out = capsys.readouterr().out
+    assert "/tf1-seed" not in out and "/tf1-rms" not in out  # rows that did not run
+    assert ("sga/tf1-best 1.065 [1.065, 1.065] <= 1.0: not met, sga/plain 3.000 [3.000, 3.000] "
+            "<= 3.6: met, sga/hand-sga 1.100 [1.100, 1.100] <= 1.05: not met, plain/hand-plain "
+            "1.100 [1.100, 1.100] <= 1.05: not met") in out
+    assert list(ms) == st.TARGET_ROWS
+
+
 @pytest.mark.slow
 def test_memory_worker_reports_a_step_high_water_mark():
     st = _load()
