@@ -3,7 +3,9 @@
 At depth 6, width 8 and batch 8 (``benchmarks/step_time.py``'s GAN, shrunk) a step's matrix
 work is negligible, so a row's time is what the step costs around it: the ``tf.function``
 call, the iterator, Keras' train-function wrapper, metrics and tfgames' divergence check. The
-rows, side by side in one process, interleaved, medians:
+rows, side by side in one process, interleaved as in ``step_time.py`` (``time_interleaved``:
+a new seeded random order each repetition, the garbage collector paused inside a timed
+repetition), medians:
 
 - ``tfgames-plain``: ``GameModel`` + ``keras.optimizers.RMSprop``, its own ``train_function``
   (the direct step: one concrete function of the iterator, see ``tfgames/_train_function.py``);
@@ -28,7 +30,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -70,15 +71,7 @@ def main(argv=None) -> None:
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args(argv)
-    rows = _rows(args.width, args.batch)
-    for run in rows.values():
-        run(2)  # warm-up beyond the first (traced) call
-    times: dict[str, list[float]] = {k: [] for k in rows}
-    for _ in range(args.reps):
-        for name, run in rows.items():
-            start = time.perf_counter()
-            run(args.steps)
-            times[name].append((time.perf_counter() - start) / args.steps)
+    times = st.time_interleaved(_rows(args.width, args.batch), args.reps, args.steps)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs; "
           f"depth 6, width {args.width}, batch {args.batch}; {args.reps} interleaved "
           f"repetitions of {args.steps} steps")

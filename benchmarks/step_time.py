@@ -412,6 +412,7 @@ def tf1_runner(weights: dict, mode: str, depth: int, width: int, x: np.ndarray,
     run.products = matmuls(n for p in metadata.partition_graphs for n in p.node)
     run.ops = executed_ops(metadata.partition_graphs)
     run.close = g.session.close
+    run.graph, run.feed = g, feed
     return run
 
 
@@ -485,13 +486,11 @@ class Timing(NamedTuple):
     times: list[float]  # per repetition; entry r of every row is from the same repetition
 
 
-def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool = False,
-            rows: list[str] | None = None) -> dict[str, Timing]:
-    """``{row: Timing}``, the repetitions interleaved."""
-    weights = init_weights(depth, width)
-    x = real_batch(batch)
-    configs = {name: runners(name, weights, depth, width, x, jit)
-               for name in rows or row_names(jit)}
+def time_interleaved(configs: dict, reps: int, steps: int) -> dict[str, list[float]]:
+    """Seconds per step of each runner in ``configs``, one entry per repetition: after one
+    warm-up call each, ``reps`` repetitions of ``steps`` steps of every runner, the runners in
+    a new seeded random order each repetition, the garbage collector paused inside a timed
+    repetition."""
     for run in configs.values():
         run(1)  # warm-up beyond the first (counted) call
     times: dict[str, list[float]] = {k: [] for k in configs}
@@ -508,6 +507,17 @@ def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool
                 times[name].append((time.perf_counter() - start) / steps)
             finally:
                 gc.enable()
+    return times
+
+
+def measure(depth: int, width: int, batch: int, reps: int, steps: int, jit: bool = False,
+            rows: list[str] | None = None) -> dict[str, Timing]:
+    """``{row: Timing}``, the repetitions interleaved."""
+    weights = init_weights(depth, width)
+    x = real_batch(batch)
+    configs = {name: runners(name, weights, depth, width, x, jit)
+               for name in rows or row_names(jit)}
+    times = time_interleaved(configs, reps, steps)
     out = {k: Timing(statistics.median(v), configs[k].products, configs[k].ops, min(v), v)
            for k, v in times.items()}
     for run in configs.values():

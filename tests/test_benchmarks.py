@@ -166,3 +166,21 @@ def test_step_overhead_rows_run_their_variants(capsys, monkeypatch):
     names = [line.split()[0] for line in out.splitlines()[2:]]
     assert names == ["tfgames-plain", "tfgames-plain-unchecked", "tfgames-plain-lowered-check",
                      "tfgames-plain-keras-function", "keras-plain", "hand-plain"]
+
+
+@pytest.mark.slow
+def test_tf1_graph_runtime_runs_the_same_graph_both_ways(capsys, monkeypatch):
+    """benchmarks/tf1_graph_runtime.py: the session and TF2's function runtime step the same
+    GraphDef to the same values, and every row is timed."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    spec = importlib.util.spec_from_file_location("tf1_graph_runtime",
+                                                  BENCH.parent / "tf1_graph_runtime.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--width", "8", "--batch", "8", "--depth", "2", "--reps", "2", "--steps", "1"])
+    out = capsys.readouterr().out
+    difference = float(re.search(r"after one step each from equal values: (\S+)", out).group(1))
+    assert difference < 1e-6  # float32 weights of order 0.1-1: the same arithmetic
+    names = [line.split()[0] for line in out.splitlines()[3:]]
+    assert names == ["tf1-sga-best", "tf1-sga-best-as-function", "tfgames-sga",
+                     "hand-sga-double_backward"]
