@@ -67,10 +67,9 @@ freed tensors go back to the system), warms up, resets the kernel's high-water m
 the high-water mark minus the resident size before the steps (weights, optimizer state, the
 TensorFlow runtime). ``tf.config.experimental.get_memory_info`` has no statistics for the CPU.
 
-``--targets-only`` runs just the five rows the targets compare (``TARGET_ROWS``), so that more
-repetitions fit in the same time and the process holds five configurations instead of
-fourteen (the full table's ratios of these rows differ from a five-row run's by more than the
-paired intervals of either: docs/optimizers/second-order.md#step-time).
+``--targets-only`` runs just the five rows the targets compare (``TARGET_ROWS``): more
+repetitions fit in the same time, and the process holds five configurations instead of
+fourteen.
 
 Usage: ``python benchmarks/step_time.py [--widths 128,384,1024] [--batches 64,256,1024]
 [--reps 5] [--steps 3] [--memory] [--small] [--jit] [--plain-only | --targets-only]``. The

@@ -50,8 +50,7 @@ def graph_as_function(g):
     wrapped = tf.compat.v1.wrap_function(
         lambda: tf.graph_util.import_graph_def(graph_def, name=""), [])
     fg = wrapped.graph
-    init = [op for op in g.graph.get_operations() if op.type == "NoOp" and op.name == "init"]
-    wrapped.prune([], [fg.get_operation_by_name(init[0].name)])()  # creates the variables
+    wrapped.prune([], [fg.get_operation_by_name("init")])()  # creates the variables
     variables = all_variables(g)
     handles = wrapped.prune([], [fg.get_tensor_by_name(v.handle.name) for v in variables])()
     for handle, value in zip(handles, g.session.run(variables)):
