@@ -41,6 +41,29 @@ def test_tfgames_rows_run_fits_step_with_noise_drawn_inside_compute_losses():
     assert run.products > 0
 
 
+def test_step_time_targets_rows_and_executed_products(capsys):
+    """The default run's share of the table: ``--small --targets-only`` end to end, and the
+    seed's TF1 row beside it: the best TF1 graph executes fewer products than the seed's code,
+    the default SGA what the hand-written double-backward step does, and a plain step the same
+    products in tfgames, by hand and in TF1 (the full table: the slow test below)."""
+    st = _load()
+    st.main(["--small", "--targets-only", "--reps", "1", "--steps", "1"])
+    out = capsys.readouterr().out
+    table = out.split("depth 2, width 32, batch 32")[1]
+    lines = [line.split() for line in table.splitlines()[2:] if line.strip()]
+    rows = {line[0]: line[1:] for line in lines if not line[0].startswith("targets")}
+    assert list(rows) == st.TARGET_ROWS
+    products = {name: int(r[1]) for name, r in rows.items()}
+    seed = st.runners("tf1-sga-seed", st.init_weights(2, 32), 2, 32, st.real_batch(32), False)
+    seed.close()
+    assert products["tf1-sga-best"] < seed.products
+    assert products["tfgames-sga"] == products["hand-sga-double_backward"]
+    assert products["tfgames-sga"] <= products["tf1-sga-best"]
+    assert products["tfgames-plain"] == products["hand-plain"]
+    assert re.search(r"targets \(paired: .*\): sga/tf1-best .* plain/hand-plain", table)
+
+
+@pytest.mark.slow
 def test_step_time_small_table_and_executed_products(capsys):
     st = _load()
     st.main(["--small", "--reps", "1", "--steps", "1"])
