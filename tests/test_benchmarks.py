@@ -8,14 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "step_time.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("step_time", BENCH)
+def _load(name: str = "step_time"):
+    """The benchmark ``benchmarks/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _table_rows(table: str) -> dict[str, list[str]]:
+    """The rows of one printed architecture table (below its title line): name -> cells."""
+    lines = [line.split() for line in table.splitlines()[2:] if line.strip()]
+    return {line[0]: line[1:] for line in lines if not line[0].startswith("targets")}
 
 
 def test_tfgames_rows_run_fits_step_with_noise_drawn_inside_compute_losses():
@@ -50,8 +57,7 @@ def test_step_time_targets_rows_and_executed_products(capsys):
     st.main(["--small", "--targets-only", "--reps", "1", "--steps", "1"])
     out = capsys.readouterr().out
     table = out.split("depth 2, width 32, batch 32")[1]
-    lines = [line.split() for line in table.splitlines()[2:] if line.strip()]
-    rows = {line[0]: line[1:] for line in lines if not line[0].startswith("targets")}
+    rows = _table_rows(table)
     assert list(rows) == st.TARGET_ROWS
     products = {name: int(r[1]) for name, r in rows.items()}
     seed = st.runners("tf1-sga-seed", st.init_weights(2, 32), 2, 32, st.real_batch(32), False)
@@ -70,8 +76,7 @@ def test_step_time_small_table_and_executed_products(capsys):
     out = capsys.readouterr().out
     header, table = out.split("depth 2, width 32, batch 32")
     assert "resolves to 'double_backward'" in header
-    lines = [line.split() for line in table.splitlines()[2:] if line.strip()]
-    rows = {line[0]: line[1:] for line in lines if not line[0].startswith("targets")}
+    rows = _table_rows(table)
     assert list(rows) == ["tfgames-sga", "tfgames-sga-forward", "tfgames-sga-unchecked",
                           "tfgames-sga-tf1", "hand-sga-forward", "hand-sga-double_backward",
                           "tf1-sga-seed", "tf1-sga-best", "tfgames-plain",
@@ -162,11 +167,8 @@ def test_memory_worker_reports_a_step_high_water_mark():
 def test_step_overhead_rows_run_their_variants(capsys, monkeypatch):
     """benchmarks/step_overhead.py: every row runs, and the Keras-function row never runs the
     direct step while the default row always does."""
-    monkeypatch.syspath_prepend(str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("step_overhead",
-                                                  BENCH.parent / "step_overhead.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = _load("step_overhead")
     from tfgames import _train_function
 
     direct_calls = []
@@ -195,11 +197,8 @@ def test_step_overhead_rows_run_their_variants(capsys, monkeypatch):
 def test_tf1_graph_runtime_runs_the_same_graph_both_ways(capsys, monkeypatch):
     """benchmarks/tf1_graph_runtime.py: the session and TF2's function runtime step the same
     GraphDef to the same values, and every row is timed."""
-    monkeypatch.syspath_prepend(str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("tf1_graph_runtime",
-                                                  BENCH.parent / "tf1_graph_runtime.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = _load("tf1_graph_runtime")
     module.main(["--width", "8", "--batch", "8", "--depth", "2", "--reps", "2", "--steps", "1"])
     out = capsys.readouterr().out
     difference = float(re.search(r"after one step each from equal values: (\S+)", out).group(1))
