@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import tfgames
 import tfgames.lab.samplers
+from tfgames import repeatability
 
 
 @keras.saving.register_keras_serializable(package="tfgames_tests")
@@ -114,21 +115,14 @@ def policy_guard():
 
 @pytest.fixture
 def fixed_sum_order():
-    """Grappler's arithmetic optimizer off for one test that compares two runs bitwise.
-
-    TensorFlow's CPU ``AddN`` kernel reuses the buffer of the first input no other op still
-    holds and, when that is input r >= 2, swaps inputs 0 and r: with three or more inputs
-    the summation order, so the last bit, then depends on thread scheduling
-    (docs/migration.md, "Repeatability"). The arithmetic optimizer's merged sums
-    create such ``AddN`` nodes in double-backward steps; without it the steps these tests
-    compare have none, and two runs that must agree bitwise (save / load / resume, a hook
-    that must not move training) can be compared bitwise on a loaded machine.
+    """Grappler's arithmetic optimizer off for one test that compares two runs bitwise
+    (:func:`tfgames.repeatability.fixed_sum_order`). Its merged subexpressions create ``AddN``
+    nodes whose summation order, so the last bit, depends on thread scheduling; without it,
+    two runs that must agree bitwise (save / load / resume, a hook that must not move
+    training) can be compared bitwise on a loaded machine.
     """
-    before = tf.config.optimizer.get_experimental_options().get("arithmetic_optimization")
-    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-    yield
-    tf.config.optimizer.set_experimental_options(
-        {"arithmetic_optimization": True if before is None else before})
+    with repeatability.fixed_sum_order():
+        yield
 
 
 def free_ports(n: int) -> list[int]:

@@ -206,3 +206,18 @@ def test_tf1_graph_runtime_runs_the_same_graph_both_ways(capsys, monkeypatch):
     names = [line.split()[0] for line in out.splitlines()[3:]]
     assert names == ["tf1-sga-best", "tf1-sga-best-as-function", "tfgames-sga",
                      "hand-sga-double_backward"]
+
+
+@pytest.mark.slow
+def test_fixed_sum_order_benchmark_builds_each_row_both_ways(capsys, monkeypatch):
+    """benchmarks/fixed_sum_order.py: each row timed with and without the setting; only SGA's
+    double-backward step loses merged products (327 instead of 262 at depth 6)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    result = _load("fixed_sum_order").main(["--small"])
+    assert set(result) == {"sga", "extragradient", "plain"}
+    products = {name: (fixed, default) for name, (*_, fixed, default) in result.items()}
+    assert products["sga"] == (327, 262)
+    assert products["extragradient"][0] == products["extragradient"][1]
+    assert products["plain"][0] == products["plain"][1]
+    assert all(math.isfinite(ratio) and ratio > 0 for ratio, *_ in result.values())
+    assert "| sga |" in capsys.readouterr().out

@@ -714,7 +714,7 @@ RESUMED_BY_DEFAULT = ("eg_plus_adam", "averaging_uniform_eg")
 @pytest.mark.parametrize("name", [
     name if name in RESUMED_BY_DEFAULT else pytest.param(name, marks=pytest.mark.slow)
     for name in REGISTRY])
-def test_save_load_mid_run_resumes_bitwise(tmp_path, name):
+def test_save_load_mid_run_resumes_bitwise(tmp_path, name, fixed_sum_order):
     make, compile_kwargs = REGISTRY[name]
 
     def fresh():

@@ -61,11 +61,13 @@ def test_docstring_examples_run_and_print_a_result(module):
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     tests = [t for t in finder.find(mod, module) if t.examples]
+    report: list[str] = []
     for test in tests:
         assert any(example.want.strip() for example in test.examples), (
             f"{test.name}: a docstring example must print a result")
-        runner.run(test, out=lambda _: None)
-    assert runner.failures == 0, f"{runner.failures} failing docstring examples in {module}"
+        runner.run(test, out=report.append)
+    assert runner.failures == 0, (
+        f"{runner.failures} failing docstring examples in {module}:\n" + "".join(report))
 
 
 def test_one_gan_loss_helper():

@@ -129,7 +129,7 @@ def test_game_optimizer_diagnostics_are_reported():
     assert "sga_lambda" in hist.history and "x_loss" in hist.history
 
 
-def test_slow_weights_are_saved_and_training_resumes(tmp_path):
+def test_slow_weights_are_saved_and_training_resumes(tmp_path, fixed_sum_order):
     def make():
         return tfgames.Lookahead(keras.optimizers.Adam(0.1, 0.5), k=5, alpha=0.5)
 

@@ -138,7 +138,7 @@ def test_compile_config_round_trip():
     assert opt.built and len(opt.variables) == len(model.optimizer.variables)
 
 
-def test_save_load_resume_equals_uninterrupted(tmp_path):
+def test_save_load_resume_equals_uninterrupted(tmp_path, fixed_sum_order):
     def fresh():
         keras.utils.set_random_seed(1)
         model = TinyGAN(seed=3)

@@ -3,7 +3,9 @@
 :func:`train_with_snapshots` trains :class:`~tfgames.lab.experiments.gan.MLPGAN` on a dummy
 step data set, taking a snapshot (evaluation losses and generated samples on fixed noise)
 before training and at regular steps, with a progress bar over all steps, and with
-``checkpoint_dir`` resumes an interrupted run exactly.
+``checkpoint_dir`` resumes an interrupted run exactly. It trains with a fixed summation order
+(:func:`tfgames.repeatability.fixed_sum_order`), so that the same run gives the same bits
+whatever the thread scheduling, and a resumed run those of the uninterrupted one.
 
 The pieces it is built from live beside it: the GAN and the run sizes in
 :mod:`tfgames.lab.experiments.gan`, the snapshots and checkpoints in
@@ -25,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfgames import datasets
+from tfgames import datasets, repeatability
 from tfgames.lab.experiments import registry
 from tfgames.lab.experiments.checkpoints import Checkpoints, Snapshot
 from tfgames.lab.experiments.gan import MLPGAN, GanConfig, gan_losses, mlp, preset_config
@@ -75,6 +77,7 @@ def _evaluate(model: MLPGAN, x_real: tf.Tensor, z: tf.Tensor, n_batches: int
     return (float(np.mean(d_losses)), float(np.mean(g_losses))), samples.numpy()
 
 
+@repeatability.fixed_sum_order()
 def train_with_snapshots(
     optimizer: keras.optimizers.Optimizer,
     config: GanConfig,
@@ -88,7 +91,10 @@ def train_with_snapshots(
     """Train :class:`MLPGAN` with ``optimizer`` for ``config.steps`` steps, with snapshots.
 
     Seeds Keras (``keras.utils.set_random_seed(seed)``), so that runs with the same seed start
-    from the same weights whatever the optimizer. Snapshots are taken at
+    from the same weights whatever the optimizer. Runs with Grappler's arithmetic optimizer
+    off (:func:`tfgames.repeatability.fixed_sum_order`): with it, TensorFlow's ``AddN`` sums
+    some gradients in an order that depends on thread scheduling, and two runs of the same
+    settings could differ in the last bit, and then diverge. Snapshots are taken at
     ``config.snapshot_steps()`` (step 0 is before the first update; step k after k updates)
     on evaluation data drawn once: ``eval_batches`` batches of real samples and of z, the
     same for every snapshot (the seed's ``ztest``). Training runs in ``fit`` calls of
