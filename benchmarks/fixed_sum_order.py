@@ -1,8 +1,9 @@
 """Step-time cost of ``tfgames.repeatability.fixed_sum_order()`` on the user path.
 
-Under ``fixed_sum_order()`` Grappler's arithmetic optimizer is off, so every sum adds its terms
-in one order whatever the thread scheduling (bitwise repeatable and resumable runs), and the
-subexpressions it would merge are computed once each. Each row is ``GameModel.fit``'s own
+Under ``fixed_sum_order()`` Grappler's arithmetic optimizer is off: it merges no subexpressions,
+so it gives no sum an input with a second consumer, whose summation order would depend on
+thread scheduling (:mod:`tfgames.repeatability`), and the subexpressions it would merge are
+computed where they occur. Each row is ``GameModel.fit``'s own
 compiled train step on ``benchmarks/step_time.py``'s GAN (noise drawn from the model's
 ``SeedGenerator`` inside ``compute_losses``, as in the README), built twice in one process:
 once called under the setting (``fixed``), once without (``default``). The two are

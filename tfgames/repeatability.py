@@ -12,12 +12,13 @@ which can differ in the last bit. Whether an input is still held depends on whet
 consumers have already run, that is on thread scheduling, so one graph can give two results
 (``benchmarks/addn_order.py`` shows it without tfgames). Grappler's arithmetic optimizer merges
 equal subexpressions (the same loss term of two players, the products H xi shares with
-H^T xi), which gives such inputs their second consumer; without it, the steps of every lab
+H^T xi), which gives such inputs their second consumer; with it off, the steps of every lab
 optimizer have no ``AddN`` whose order can change (``tests/test_repeatability.py``).
 
 - :func:`fixed_sum_order` switches the arithmetic optimizer off while a block runs: the
   functions called inside it run graphs optimized without it, so their sums have a fixed
-  order (at the cost of the merged subexpressions, which are then computed once each).
+  order (at the cost of the subexpressions it would merge, which are then computed where
+  they occur).
 - :func:`order_dependent_sums` lists the executed ``AddN`` nodes whose order can change.
 
 XLA (``jit_compile=True``) does not use this kernel. ``tf.config.experimental.
