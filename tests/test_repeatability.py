@@ -92,8 +92,9 @@ def test_functions_called_before_are_checked_and_a_run_without_tensorflow_is_ref
 
 
 def test_graphs_collected_before_the_check_are_not_reported():
-    """Found when a TensorBoard test had left graph collection on: the graphs of earlier fits
-    were reported with the checked function's."""
+    """As under tf.summary.trace_on. Found when an earlier check had left graph collection on
+    (test_the_check_leaves_graph_collection_off): the graphs of later fits were reported with
+    the checked function's."""
     from tensorflow.python.eager import context
 
     def shared(x):
@@ -107,6 +108,18 @@ def test_graphs_collected_before_the_check_are_not_reported():
         assert repeatability.order_dependent_sums(_fresh(lambda x: 2.0 * x)) == []
     finally:
         ctx.disable_graph_collection()
+
+
+def test_the_check_leaves_graph_collection_off():
+    """It once turned collection on with enable_run_metadata and off with
+    disable_run_metadata, which left graph collection on: every later call's graphs piled up
+    in memory and were reported by the next check."""
+    from tensorflow.python.eager import context
+
+    repeatability.order_dependent_sums(_fresh(lambda x: 3.0 * x))
+    tf.function(lambda x: 2.0 * x)(tf.constant([1.0]))
+    metadata = context.context().export_run_metadata()
+    assert metadata is None or not metadata.function_graphs
 
 
 def test_the_setting_in_force_at_each_call_decides():

@@ -114,12 +114,12 @@ def order_dependent_sums(run: Callable[[], object]) -> list[str]:
     ctx = context.context()
     ctx.clear_kernel_cache()  # TensorFlow reports a function's graph when it instantiates it
     ctx.export_run_metadata()  # drops graphs collected before and not exported (trace_on)
-    ctx.enable_run_metadata()
+    ctx.enable_graph_collection()
     try:
         run()
         metadata = ctx.export_run_metadata()
     finally:
-        ctx.disable_run_metadata()
+        ctx.disable_graph_collection()
     graphs = [g for f in metadata.function_graphs for g in f.partition_graphs]
     if not graphs:
         raise ValueError(
