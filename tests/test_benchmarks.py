@@ -221,3 +221,13 @@ def test_fixed_sum_order_benchmark_builds_each_row_both_ways(capsys, monkeypatch
     assert products["plain"][0] == products["plain"][1]
     assert all(math.isfinite(ratio) and ratio > 0 for ratio, *_ in result.values())
     assert "| sga |" in capsys.readouterr().out
+
+
+def test_order_dependent_sums_benchmark_counts_both_settings(capsys):
+    """benchmarks/order_dependent_sums.py: the lab's extragradient step has order-dependent
+    sums with the arithmetic optimizer on and none as the lab runs it; negative momentum's
+    has none either way."""
+    counts = _load("order_dependent_sums").main(["extragradient", "negative-momentum"])
+    assert counts["extragradient"][0] > 0 and counts["extragradient"][1] == 0
+    assert counts["negative-momentum"] == (0, 0)
+    assert "| extragradient |" in capsys.readouterr().out
