@@ -6,11 +6,15 @@ steps (this traces and instantiates ``fit``'s train function), save every state 
 hashing the weights. One hash per model means the step is repeatable; two or more mean its
 result depends on run-time scheduling (docs/migration.md, "Repeatability": TensorFlow's CPU
 ``AddN`` picks its summation order at run time; ``benchmarks/addn_order.py`` shows the kernel
-alone). The game is the smoke 4x4-grid GAN of ``tfgames run mog --preset smoke``.
+alone). The game is the smoke 4x4-grid GAN of ``tfgames run mog --preset smoke``, or with
+``--gan tutorial`` the GAN of ``docs/tutorial.md`` (its first code block: tanh MLPs of width 16,
+512 ring points) trained one epoch (8 steps of batch 64) per repeat, with the tutorial's
+``tfgames.SGA(keras.optimizers.RMSprop(1e-3))`` in the SGA modes.
 
 Usage: ``python benchmarks/sga_repeatability.py [--mode sga-double-backward|sga-forward|
-extragradient] [--arithmetic-off] [--jit] [--inter-op N] [--intra-op N] [--models 3]
-[--repeats 8] [--load K]`` (``--load`` adds K niced busy loops, as a loaded machine).
+extragradient] [--gan smoke|tutorial] [--arithmetic-off] [--jit] [--inter-op N]
+[--intra-op N] [--models 3] [--repeats 8] [--load K]`` (``--load`` adds K niced busy loops, as
+a loaded machine).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import dataclasses
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +37,7 @@ MODES = ("sga-double-backward", "sga-forward", "extragradient")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=MODES, default="sga-double-backward")
+    parser.add_argument("--gan", choices=("smoke", "tutorial"), default="smoke")
     parser.add_argument("--arithmetic-off", action="store_true",
                         help="Grappler's arithmetic optimizer off (process-wide)")
     parser.add_argument("--jit", action="store_true", help="compile(jit_compile=True)")
@@ -64,13 +70,35 @@ def main() -> None:
         if args.mode == "extragradient":
             return tfgames.Extragradient(keras.optimizers.SGD(0.1))
         mode = "forward" if args.mode == "sga-forward" else "double_backward"
+        if args.gan == "tutorial":
+            return tfgames.SGA(keras.optimizers.RMSprop(1e-3), hvp_mode=mode)
         return tfgames.SGA(v1.RMSPropOptimizer(config.learning_rate), normalizer="tensors",
                            hvp_mode=mode)
+
+    if args.gan == "tutorial":
+        page = (Path(__file__).resolve().parents[1] / "docs" / "tutorial.md").read_text()
+        tutorial: dict = {"__name__": "tutorial"}
+        exec(re.findall(r"```python\n(.*?)```", page, flags=re.S)[0], tutorial)
+
+        def make_model():
+            return tutorial["make_gan"]()
+
+        def fit(model) -> None:
+            model.fit(tutorial["x"], batch_size=64, epochs=1, shuffle=False, verbose=0)
+    else:
+        def make_model():
+            model = MLPGAN(config, seed=2)
+            model.check_finite = False
+            return model
+
+        def fit(model) -> None:
+            model.fit(datasets.step_dataset(2), epochs=1, verbose=0, shuffle=False)
 
     def digest(model) -> str:
         return hashlib.md5(b"".join(v.numpy().tobytes() for v in model.weights)).hexdigest()[:6]
 
-    print(f"mode {args.mode}, arithmetic optimizer {'off' if args.arithmetic_off else 'on'}, "
+    print(f"gan {args.gan}, mode {args.mode}, arithmetic optimizer "
+          f"{'off' if args.arithmetic_off else 'on'}, "
           f"jit {args.jit}, inter-op {args.inter_op or 'default'}, intra-op "
           f"{args.intra_op or 'default'}, {args.load} busy loops; TF {tf.__version__}")
     load = [subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", "while True: pass"])
@@ -79,10 +107,9 @@ def main() -> None:
         for index in range(args.models):
             keras.backend.clear_session()
             keras.utils.set_random_seed(2)
-            model = MLPGAN(config, seed=2)
-            model.check_finite = False
+            model = make_model()
             model.compile(optimizer=optimizer(), jit_compile=args.jit)
-            model.fit(datasets.step_dataset(2), epochs=1, verbose=0, shuffle=False)
+            fit(model)
             start = digest(model)
             variables = _divergence.state_variables(model)
             saved = [v.numpy() for v in variables]
@@ -90,10 +117,10 @@ def main() -> None:
             for _ in range(args.repeats):
                 for variable, value in zip(variables, saved):
                     variable.assign(value)
-                model.fit(datasets.step_dataset(2), epochs=1, verbose=0, shuffle=False)
+                fit(model)
                 repeats.append(digest(model))
-            print(f"model {index}: after 2 steps {start}; {args.repeats} repeats of 2 more "
-                  f"steps from that state: {sorted(set(repeats))} "
+            print(f"model {index}: after one fit {start}; {args.repeats} repeats of one more "
+                  f"fit from that state: {sorted(set(repeats))} "
                   f"({len(set(repeats))} distinct)", flush=True)
     finally:
         for process in load:

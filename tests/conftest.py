@@ -117,9 +117,16 @@ def policy_guard():
 def fixed_sum_order():
     """Grappler's arithmetic optimizer off for one test that compares two runs bitwise
     (:func:`tfgames.repeatability.fixed_sum_order`). Its merged subexpressions create ``AddN``
-    nodes whose summation order, so the last bit, depends on thread scheduling; without it,
-    two runs that must agree bitwise (save / load / resume, a hook that must not move
-    training) can be compared bitwise on a loaded machine.
+    nodes whose summation order, so the last bit, depends on thread scheduling.
+
+    Used by the first-order save / load / resume tests (README GAN's extragradient and
+    per-player Adams, per-player, first-order family, lookahead) and, since 2026-11-30, by
+    second-order ones on small games (registry save/load, second-order family, the TF1
+    SymplecticOptimizer, the diagnostics callback), chosen when double-backward SGA on the
+    smoke MoG GAN was measured repeatable with it (``benchmarks/sga_repeatability.py
+    --arithmetic-off``). Not used where the step is double-backward SGA on the README's GAN,
+    GameModel's or the fault tests' GAN: on the tutorial's GAN that step was measured less
+    repeatable with the optimizer off (docs/scaling.md, "Bitwise needs a repeatable step").
     """
     with repeatability.fixed_sum_order():
         yield

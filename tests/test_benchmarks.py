@@ -225,9 +225,24 @@ def test_fixed_sum_order_benchmark_builds_each_row_both_ways(capsys, monkeypatch
 
 def test_order_dependent_sums_benchmark_counts_both_settings(capsys):
     """benchmarks/order_dependent_sums.py: the lab's extragradient step has order-dependent
-    sums with the arithmetic optimizer on and none as the lab runs it; negative momentum's
-    has none either way."""
+    sums with the arithmetic optimizer on and none under fixed_sum_order (as the lab runs
+    it); negative momentum's has none either way."""
     counts = _load("order_dependent_sums").main(["extragradient", "negative-momentum"])
     assert counts["extragradient"][0] > 0 and counts["extragradient"][1] == 0
     assert counts["negative-momentum"] == (0, 0)
     assert "| extragradient |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_sga_repeatability_runs_the_tutorial_gan(capsys, monkeypatch):
+    """benchmarks/sga_repeatability.py --gan tutorial: repeats of one epoch of the tutorial's
+    GAN from one saved state, one line per model with its distinct end states."""
+    monkeypatch.setattr("sys.argv", ["sga_repeatability.py", "--gan", "tutorial", "--models",
+                                     "1", "--repeats", "2", "--arithmetic-off"])
+    from tfgames.repeatability import fixed_sum_order
+
+    with fixed_sum_order():  # restores the setting the script changes process-wide
+        _load("sga_repeatability").main()
+    out = capsys.readouterr().out
+    assert out.startswith("gan tutorial, mode sga-double-backward, arithmetic optimizer off")
+    assert re.search(r"model 0: after one fit \w+; 2 repeats .* \([12] distinct\)", out)

@@ -13,12 +13,22 @@ consumers have already run, that is on thread scheduling, so one graph can give 
 (``benchmarks/addn_order.py`` shows it without tfgames). Grappler's arithmetic optimizer merges
 equal subexpressions (the same loss term of two players, the products H xi shares with
 H^T xi), which gives such inputs their second consumer; with it off, the steps of every lab
-optimizer have no ``AddN`` whose order can change (``tests/test_repeatability.py``).
+optimizer have no such node (``benchmarks/order_dependent_sums.py``).
+
+This is one cause of run-to-run differences, not the only one. Measured with
+``python benchmarks/sga_repeatability.py --gan tutorial`` (12 repeats of one epoch from one
+saved state, 2 fresh models, TF 2.21, 2-core CPU, 2026-12-01): the double-backward SGA step of
+the tutorial's GAN has no such node with the arithmetic optimizer off and still ended in 3
+and 4 distinct states (with it on: 1 and 1); forward mode, 1 and 1 with it on, 1 and 2 with
+it off; extragradient 1 in every case; ``jit_compile=True`` (XLA, which does not use this
+kernel) 1 in every case, on or off. Hence: :func:`fixed_sum_order` for first-order steps,
+``jit_compile=True`` where a second-order step must repeat bit for bit.
 
 - :func:`fixed_sum_order` switches the arithmetic optimizer off while a block runs: the
   functions called inside it run graphs optimized without it, so their sums have a fixed
   order (at the cost of the subexpressions it would merge, which are then computed where
-  they occur).
+  they occur). Measured on first-order steps; it made double-backward steps less repeatable
+  (above).
 - :func:`order_dependent_sums` lists the executed ``AddN`` nodes whose order can change.
 
 XLA (``jit_compile=True``) does not use this kernel. ``tf.config.experimental.
@@ -95,9 +105,9 @@ def order_dependent_sums(run: Callable[[], object]) -> list[str]:
     op: the tensor, or a tensor whose buffer it aliases (``Identity``, ``Reshape``, ...), has
     another consumer. Whether that
     buffer is still held when the sum runs then depends on scheduling, and with it the order
-    (module docstring). The test is conservative: a listed node may in fact always run in
-    one order; in a node not listed, every input's buffer is free or held whatever the
-    schedule, so the order is fixed.
+    (module docstring). The test is conservative for this cause (a listed node may in fact
+    always run in one order), and it models no other: an empty list does not prove a step
+    repeatable (the module docstring has a measured counterexample).
 
     Args:
         run: runs the step(s) to check, for example ``lambda: model.fit(x, epochs=1)``

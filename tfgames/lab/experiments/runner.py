@@ -3,9 +3,8 @@
 :func:`train_with_snapshots` trains :class:`~tfgames.lab.experiments.gan.MLPGAN` on a dummy
 step data set, taking a snapshot (evaluation losses and generated samples on fixed noise)
 before training and at regular steps, with a progress bar over all steps, and with
-``checkpoint_dir`` resumes an interrupted run exactly. It trains with a fixed summation order
-(:func:`tfgames.repeatability.fixed_sum_order`), so that the same run gives the same bits
-whatever the thread scheduling, and a resumed run those of the uninterrupted one.
+``checkpoint_dir`` resumes an interrupted run exactly. First-order optimizers train under
+:func:`tfgames.repeatability.fixed_sum_order` (see :func:`train_with_snapshots`).
 
 The pieces it is built from live beside it: the GAN and the run sizes in
 :mod:`tfgames.lab.experiments.gan`, the snapshots and checkpoints in
@@ -15,6 +14,7 @@ The pieces it is built from live beside it: the GAN and the run sizes in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -77,7 +77,19 @@ def _evaluate(model: MLPGAN, x_real: tf.Tensor, z: tf.Tensor, n_batches: int
     return (float(np.mean(d_losses)), float(np.mean(g_losses))), samples.numpy()
 
 
-@repeatability.fixed_sum_order()
+#: Modules of the optimizers whose step uses curvature (Hessian-vector products). Their
+#: double-backward steps were measured less repeatable with Grappler's arithmetic optimizer
+#: off (``python benchmarks/sga_repeatability.py --gan tutorial --arithmetic-off``), so the
+#: lab trains them with it on.
+CURVATURE_MODULES = frozenset({"cgd", "consensus", "hamiltonian", "lead", "lss",
+                               "opponent_shaping", "sga"})
+
+
+def uses_curvature(optimizer: keras.optimizers.Optimizer) -> bool:
+    """Whether ``optimizer`` is a second-order tfgames optimizer (:data:`CURVATURE_MODULES`)."""
+    return type(optimizer).__module__.rsplit(".", 1)[-1] in CURVATURE_MODULES
+
+
 def train_with_snapshots(
     optimizer: keras.optimizers.Optimizer,
     config: GanConfig,
@@ -91,10 +103,13 @@ def train_with_snapshots(
     """Train :class:`MLPGAN` with ``optimizer`` for ``config.steps`` steps, with snapshots.
 
     Seeds Keras (``keras.utils.set_random_seed(seed)``), so that runs with the same seed start
-    from the same weights whatever the optimizer. Runs with Grappler's arithmetic optimizer
-    off (:func:`tfgames.repeatability.fixed_sum_order`): with it, TensorFlow's ``AddN`` sums
-    some gradients in an order that depends on thread scheduling, and two runs of the same
-    settings could differ in the last bit, and then diverge. Snapshots are taken at
+    from the same weights whatever the optimizer. First-order optimizers train with
+    Grappler's arithmetic optimizer off (:func:`tfgames.repeatability.fixed_sum_order`): with
+    it on, the ``AddN`` nodes of their steps can sum in an order that depends on thread
+    scheduling, and two runs of the same settings could differ in the last bit, and then
+    diverge (an interrupted extragradient run once resumed one bit apart in CI). The
+    second-order ones (:func:`uses_curvature`) train with it on, as measured more repeatable
+    for them (docs/scaling.md). Snapshots are taken at
     ``config.snapshot_steps()`` (step 0 is before the first update; step k after k updates)
     on evaluation data drawn once: ``eval_batches`` batches of real samples and of z, the
     same for every snapshot (the seed's ``ztest``). Training runs in ``fit`` calls of
@@ -125,6 +140,14 @@ def train_with_snapshots(
     Raises:
         ValueError: ``checkpoint_dir`` holds the checkpoints of a different run.
     """
+    order = (contextlib.nullcontext() if uses_curvature(optimizer)
+             else repeatability.fixed_sum_order())
+    with order:
+        return _train(optimizer, config, seed, on_snapshot, verbose, jit_compile, checkpoint_dir)
+
+
+def _train(optimizer, config, seed, on_snapshot, verbose, jit_compile, checkpoint_dir):
+    """:func:`train_with_snapshots` in the summation-order setting it chose."""
     keras.utils.set_random_seed(seed)
     model = MLPGAN(config, seed=seed)
     # The experiments record divergence (non-finite losses are stored as null and flagged)
