@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[int, int]]:
 
     def count(name: str) -> int:
         return len(order_dependent_sums(lambda: runner._train(
-            registry.make_optimizer(name, config.learning_rate), config, 2, None, 0, False,
-            None)))
+            registry.make_optimizer(name, config.learning_rate), config, seed=2, verbose=0)))
 
     print("| optimizer | order-dependent sums, arithmetic optimizer on | under fixed_sum_order "
           "| the lab trains it with the optimizer |")

@@ -96,9 +96,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.eager import context
 
 import tfgames
+from tfgames.repeatability import executed_graphs
 
 tf.get_logger().setLevel("ERROR")  # retracing warnings: every row is its own function
 
@@ -183,19 +183,6 @@ def matmuls(nodes) -> int:
     return sum("MatMul" in n.op for n in nodes)
 
 
-@contextlib.contextmanager
-def collected_graphs(out: list):
-    """Collect the partition graphs of the functions the eager context instantiates inside."""
-    ctx = context.context()
-    ctx.enable_graph_collection()
-    try:
-        yield
-        metadata = ctx.export_run_metadata()
-        out.extend(g for f in metadata.function_graphs for g in f.partition_graphs)
-    finally:
-        ctx.disable_graph_collection()
-
-
 def executed_ops(graphs: list) -> int:
     """Ops executed per call: every node of the partition graphs that the first call
     instantiated (constants, function arguments and returns included)."""
@@ -226,15 +213,13 @@ def fit_step_runner(model: keras.Model, x: np.ndarray, jit: bool):
     on a ``tf.data`` iterator over ``x``; ``run.products``: its executed products per step."""
     iterator = iter(tf.data.Dataset.from_tensors(x).repeat())
     model.make_train_function()
-    graphs: list = []
 
     def run(steps: int) -> None:
         for _ in range(steps):
             logs = model.train_function(iterator)
         tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, logs)
 
-    with collected_graphs(graphs):
-        run(1)
+    graphs = executed_graphs(lambda: run(1))
     run.products = None if jit else executed_matmuls(graphs)  # XLA: inside its clusters
     run.ops = None if jit else executed_ops(graphs)
     run.model = model
@@ -356,15 +341,13 @@ def hand_runner(weights: dict, kind: str, x: np.ndarray, jit: bool = False):
         return d_loss
 
     step = tf.function(step, jit_compile=jit)
-    graphs: list = []
 
     def run(steps: int) -> None:
         for _ in range(steps):
             out = step()
         out.numpy()
 
-    with collected_graphs(graphs):
-        run(1)
+    graphs = executed_graphs(lambda: run(1))
     run.products = None if jit else executed_matmuls(graphs)  # XLA: inside its clusters
     run.ops = None if jit else executed_ops(graphs)
     run.seed = seed

@@ -159,7 +159,7 @@ def _lab_run(name: str, *, setting_chosen_by_the_lab: bool = True):
         return lambda: train_with_snapshots(
             registry.make_optimizer(name, config.learning_rate), config, seed=2, verbose=0)
     return lambda: runner._train(registry.make_optimizer(name, config.learning_rate), config,
-                                 2, None, 0, False, None)
+                                 seed=2, verbose=0)
 
 
 def test_without_the_setting_the_lab_extragradient_step_has_order_dependent_sums():

@@ -29,7 +29,8 @@ kernel) 1 in every case, on or off. Hence: :func:`fixed_sum_order` for first-ord
   order (at the cost of the subexpressions it would merge, which are then computed where
   they occur). Measured on first-order steps; it made double-backward steps less repeatable
   (above).
-- :func:`order_dependent_sums` lists the executed ``AddN`` nodes whose order can change.
+- :func:`order_dependent_sums` lists the executed ``AddN`` nodes whose order can change, in
+  the graphs :func:`executed_graphs` returns.
 
 XLA (``jit_compile=True``) does not use this kernel. ``tf.config.experimental.
 enable_op_determinism()`` does not cover it (docs/migration.md, "Repeatability").
@@ -60,7 +61,7 @@ from collections.abc import Callable, Iterator
 
 import tensorflow as tf
 
-__all__ = ["fixed_sum_order", "order_dependent_sums"]
+__all__ = ["executed_graphs", "fixed_sum_order", "order_dependent_sums"]
 
 _OPTION = "arithmetic_optimization"
 
@@ -94,13 +95,34 @@ def _tensor_name(name: str) -> str:
     return name[:-2] if name.endswith(":0") else name
 
 
+def executed_graphs(run: Callable[[], object]) -> list[tf.compat.v1.GraphDef]:
+    """The graphs, after Grappler, that TensorFlow executes for the functions ``run()`` calls.
+
+    Calls ``run()`` once with TensorFlow's graph collection on and returns the partition
+    graphs it reports. TensorFlow reports a function's graph when it instantiates it, so the
+    kernel cache is cleared first: functions called before are instantiated again and
+    reported. Graphs collected before the call and not yet exported (as under
+    ``tf.summary.trace_on``) are dropped; collection is off again afterwards.
+    """
+    from tensorflow.python.eager import context  # graph collection has no public eager API
+
+    ctx = context.context()
+    ctx.clear_kernel_cache()
+    ctx.export_run_metadata()
+    ctx.enable_graph_collection()
+    try:
+        run()
+        metadata = ctx.export_run_metadata()
+    finally:
+        ctx.disable_graph_collection()
+    return [g for f in metadata.function_graphs for g in f.partition_graphs]
+
+
 def order_dependent_sums(run: Callable[[], object]) -> list[str]:
     """The ``AddN`` nodes, executed by ``run()``, whose summation order can change from run to run.
 
-    Calls ``run()`` once and inspects the graphs, after Grappler, that TensorFlow executes
-    for the functions ``run()`` calls (the kernel cache is cleared first, so that functions
-    called before are instantiated again and reported; graphs collected before the call and
-    not yet exported, as under ``tf.summary.trace_on``, are dropped). A node is listed when
+    Calls ``run()`` once and inspects the graphs TensorFlow executes for it
+    (:func:`executed_graphs`). A node is listed when
     it sums three or more tensors and the buffer of one of them can also be held by another
     op: the tensor, or a tensor whose buffer it aliases (``Identity``, ``Reshape``, ...), has
     another consumer. Whether that
@@ -119,18 +141,7 @@ def order_dependent_sums(run: Callable[[], object]) -> list[str]:
     Raises:
         ValueError: ``run`` executed no TensorFlow operation.
     """
-    from tensorflow.python.eager import context  # run metadata has no public eager API
-
-    ctx = context.context()
-    ctx.clear_kernel_cache()  # TensorFlow reports a function's graph when it instantiates it
-    ctx.export_run_metadata()  # drops graphs collected before and not exported (trace_on)
-    ctx.enable_graph_collection()
-    try:
-        run()
-        metadata = ctx.export_run_metadata()
-    finally:
-        ctx.disable_graph_collection()
-    graphs = [g for f in metadata.function_graphs for g in f.partition_graphs]
+    graphs = executed_graphs(run)
     if not graphs:
         raise ValueError(
             "order_dependent_sums: run() executed no TensorFlow operation, so there is no "

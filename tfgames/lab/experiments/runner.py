@@ -143,11 +143,13 @@ def train_with_snapshots(
     order = (contextlib.nullcontext() if uses_curvature(optimizer)
              else repeatability.fixed_sum_order())
     with order:
-        return _train(optimizer, config, seed, on_snapshot, verbose, jit_compile, checkpoint_dir)
+        return _train(optimizer, config, seed=seed, on_snapshot=on_snapshot, verbose=verbose,
+                      jit_compile=jit_compile, checkpoint_dir=checkpoint_dir)
 
 
-def _train(optimizer, config, seed, on_snapshot, verbose, jit_compile, checkpoint_dir):
-    """:func:`train_with_snapshots` in the summation-order setting it chose."""
+def _train(optimizer, config, *, seed=0, on_snapshot=None, verbose=1, jit_compile=False,
+           checkpoint_dir=None):
+    """:func:`train_with_snapshots` in the summation-order setting in force (same arguments)."""
     keras.utils.set_random_seed(seed)
     model = MLPGAN(config, seed=seed)
     # The experiments record divergence (non-finite losses are stored as null and flagged)
