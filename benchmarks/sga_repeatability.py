@@ -13,8 +13,9 @@ alone). The game is the smoke 4x4-grid GAN of ``tfgames run mog --preset smoke``
 
 Usage: ``python benchmarks/sga_repeatability.py [--mode sga-double-backward|sga-forward|
 extragradient] [--gan smoke|tutorial] [--arithmetic-off] [--jit] [--inter-op N]
-[--intra-op N] [--models 3] [--repeats 8] [--load K]`` (``--load`` adds K niced busy loops, as
-a loaded machine).
+[--intra-op N] [--models 3] [--repeats 8] [--load K] [--plain-data]`` (``--load`` adds K niced
+busy loops, as a loaded machine; ``--plain-data`` feeds the tutorial GAN a plain ``tf.data``
+pipeline instead of the NumPy array that Keras wraps in a parallel map with autotuned prefetch).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--load", type=int, default=0)
+    parser.add_argument("--plain-data", action="store_true",
+                        help="tutorial GAN: fit on tf.data.Dataset.from_tensor_slices(x).batch(64) "
+                             "instead of the NumPy array (Keras' adapter: parallel map, "
+                             "autotuned prefetch)")
     args = parser.parse_args()
 
     import keras
@@ -84,7 +89,11 @@ def main() -> None:
             return tutorial["make_gan"]()
 
         def fit(model) -> None:
-            model.fit(tutorial["x"], batch_size=64, epochs=1, shuffle=False, verbose=0)
+            if args.plain_data:
+                data = tf.data.Dataset.from_tensor_slices(tutorial["x"]).batch(64)
+                model.fit(data, epochs=1, shuffle=False, verbose=0)
+            else:
+                model.fit(tutorial["x"], batch_size=64, epochs=1, shuffle=False, verbose=0)
     else:
         def make_model():
             model = MLPGAN(config, seed=2)
@@ -100,7 +109,8 @@ def main() -> None:
     print(f"gan {args.gan}, mode {args.mode}, arithmetic optimizer "
           f"{'off' if args.arithmetic_off else 'on'}, "
           f"jit {args.jit}, inter-op {args.inter_op or 'default'}, intra-op "
-          f"{args.intra_op or 'default'}, {args.load} busy loops; TF {tf.__version__}")
+          f"{args.intra_op or 'default'}, {args.load} busy loops"
+          f"{', plain tf.data input' if args.plain_data else ''}; TF {tf.__version__}")
     load = [subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", "while True: pass"])
             for _ in range(args.load)]
     try:

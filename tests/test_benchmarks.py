@@ -234,15 +234,18 @@ def test_order_dependent_sums_benchmark_counts_both_settings(capsys):
 
 
 @pytest.mark.slow
-def test_sga_repeatability_runs_the_tutorial_gan(capsys, monkeypatch):
-    """benchmarks/sga_repeatability.py --gan tutorial: repeats of one epoch of the tutorial's
-    GAN from one saved state, one line per model with its distinct end states."""
+@pytest.mark.parametrize("plain_data", [False, True])
+def test_sga_repeatability_runs_the_tutorial_gan(capsys, monkeypatch, plain_data):
+    """benchmarks/sga_repeatability.py --gan tutorial [--plain-data]: repeats of one epoch of
+    the tutorial's GAN from one saved state, one line per model with its distinct end states."""
     monkeypatch.setattr("sys.argv", ["sga_repeatability.py", "--gan", "tutorial", "--models",
-                                     "1", "--repeats", "2", "--arithmetic-off"])
+                                     "1", "--repeats", "2", "--arithmetic-off"]
+                        + ["--plain-data"] * plain_data)
     from tfgames.repeatability import fixed_sum_order
 
     with fixed_sum_order():  # restores the setting the script changes process-wide
         _load("sga_repeatability").main()
     out = capsys.readouterr().out
     assert out.startswith("gan tutorial, mode sga-double-backward, arithmetic optimizer off")
+    assert ("plain tf.data input" in out.splitlines()[0]) == plain_data
     assert re.search(r"model 0: after one fit \w+; 2 repeats .* \([12] distinct\)", out)

@@ -21,7 +21,11 @@ saved state, 2 fresh models, TF 2.21, 2-core CPU, 2026-12-01): the double-backwa
 the tutorial's GAN has no such node with the arithmetic optimizer off and still ended in 3
 and 4 distinct states (with it on: 1 and 1); forward mode, 1 and 1 with it on, 1 and 2 with
 it off; extragradient 1 in every case; ``jit_compile=True`` (XLA, which does not use this
-kernel) 1 in every case, on or off. Hence: :func:`fixed_sum_order` for first-order steps,
+kernel) 1 in every case, on or off. The tutorial fits on a NumPy array, which Keras feeds
+through its own ``tf.data`` pipeline; with the same batches fed as
+``tf.data.Dataset.from_tensor_slices(x).batch(64)`` (``--plain-data``), the double-backward
+step with the arithmetic optimizer off ended in 1 and 1 states (docs/scaling.md, "Bitwise
+needs a repeatable step"). Hence: :func:`fixed_sum_order` for first-order steps,
 ``jit_compile=True`` where a second-order step must repeat bit for bit.
 
 - :func:`fixed_sum_order` switches the arithmetic optimizer off while a block runs: the
