@@ -1,8 +1,9 @@
 """Step-time cost of ``tfgames.repeatability.fixed_sum_order()`` on the user path.
 
-Under ``fixed_sum_order()`` Grappler's arithmetic optimizer is off: it merges no subexpressions,
-so it gives no sum an input with a second consumer, whose summation order would depend on
-thread scheduling (:mod:`tfgames.repeatability`), and the subexpressions it would merge are
+Under ``fixed_sum_order()`` the gradient tape adds the contributions to one gradient two at a
+time instead of in one ``AddN``, and Grappler's arithmetic optimizer is off: no sum of three or
+more tensors is left whose order could depend on thread scheduling
+(:mod:`tfgames.repeatability`), and the subexpressions the optimizer would merge are
 computed where they occur. Each row is ``GameModel.fit``'s own
 compiled train step on ``benchmarks/step_time.py``'s GAN (noise drawn from the model's
 ``SeedGenerator`` inside ``compute_losses``, as in the README), built twice in one process:
@@ -43,8 +44,9 @@ OPTIMIZERS = {
 
 
 def fixed(make):
-    """A runner built, and always called, under ``fixed_sum_order()`` (TensorFlow optimizes a
-    function for the setting in force at each call)."""
+    """A runner built (its train function traced) and always called under
+    ``fixed_sum_order()``: the tape's order is set when a function is traced, and TensorFlow
+    optimizes a function for the Grappler setting in force at each call."""
     with fixed_sum_order():
         run = make()
 

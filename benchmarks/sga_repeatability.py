@@ -21,6 +21,7 @@ pipeline instead of the NumPy array that Keras wraps in a parallel map with auto
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -41,6 +42,9 @@ def main() -> None:
     parser.add_argument("--gan", choices=("smoke", "tutorial"), default="smoke")
     parser.add_argument("--arithmetic-off", action="store_true",
                         help="Grappler's arithmetic optimizer off (process-wide)")
+    parser.add_argument("--fixed-sum-order", action="store_true",
+                        help="run everything inside tfgames.repeatability.fixed_sum_order() "
+                             "(the tape's sums in order and the arithmetic optimizer off)")
     parser.add_argument("--jit", action="store_true", help="compile(jit_compile=True)")
     parser.add_argument("--inter-op", type=int, default=0, help="inter-op threads (0: TF's)")
     parser.add_argument("--intra-op", type=int, default=0, help="intra-op threads (0: TF's)")
@@ -106,32 +110,36 @@ def main() -> None:
     def digest(model) -> str:
         return hashlib.md5(b"".join(v.numpy().tobytes() for v in model.weights)).hexdigest()[:6]
 
-    print(f"gan {args.gan}, mode {args.mode}, arithmetic optimizer "
-          f"{'off' if args.arithmetic_off else 'on'}, "
+    setting = ("fixed_sum_order()" if args.fixed_sum_order else
+               f"arithmetic optimizer {'off' if args.arithmetic_off else 'on'}")
+    print(f"gan {args.gan}, mode {args.mode}, {setting}, "
           f"jit {args.jit}, inter-op {args.inter_op or 'default'}, intra-op "
           f"{args.intra_op or 'default'}, {args.load} busy loops"
           f"{', plain tf.data input' if args.plain_data else ''}; TF {tf.__version__}")
+    block = (tfgames.repeatability.fixed_sum_order() if args.fixed_sum_order
+             else contextlib.nullcontext())
     load = [subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", "while True: pass"])
             for _ in range(args.load)]
     try:
-        for index in range(args.models):
-            keras.backend.clear_session()
-            keras.utils.set_random_seed(2)
-            model = make_model()
-            model.compile(optimizer=optimizer(), jit_compile=args.jit)
-            fit(model)
-            start = digest(model)
-            variables = _divergence.state_variables(model)
-            saved = [v.numpy() for v in variables]
-            repeats = []
-            for _ in range(args.repeats):
-                for variable, value in zip(variables, saved):
-                    variable.assign(value)
+        with block:
+            for index in range(args.models):
+                keras.backend.clear_session()
+                keras.utils.set_random_seed(2)
+                model = make_model()
+                model.compile(optimizer=optimizer(), jit_compile=args.jit)
                 fit(model)
-                repeats.append(digest(model))
-            print(f"model {index}: after one fit {start}; {args.repeats} repeats of one more "
-                  f"fit from that state: {sorted(set(repeats))} "
-                  f"({len(set(repeats))} distinct)", flush=True)
+                start = digest(model)
+                variables = _divergence.state_variables(model)
+                saved = [v.numpy() for v in variables]
+                repeats = []
+                for _ in range(args.repeats):
+                    for variable, value in zip(variables, saved):
+                        variable.assign(value)
+                    fit(model)
+                    repeats.append(digest(model))
+                print(f"model {index}: after one fit {start}; {args.repeats} repeats of one more "
+                      f"fit from that state: {sorted(set(repeats))} "
+                      f"({len(set(repeats))} distinct)", flush=True)
     finally:
         for process in load:
             process.kill()

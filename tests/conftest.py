@@ -115,18 +115,16 @@ def policy_guard():
 
 @pytest.fixture
 def fixed_sum_order():
-    """Grappler's arithmetic optimizer off for one test that compares two runs bitwise
-    (:func:`tfgames.repeatability.fixed_sum_order`). Its merged subexpressions create ``AddN``
-    nodes whose summation order, so the last bit, depends on thread scheduling.
+    """Every sum of three or more gradient contributions in a fixed order, for one test that
+    compares two runs bitwise (:func:`tfgames.repeatability.fixed_sum_order`: the tape adds
+    them two at a time, Grappler's arithmetic optimizer is off). Otherwise TensorFlow's CPU
+    ``AddN`` may pick its summation order, so the last bit, by thread scheduling.
 
-    Used by the first-order save / load / resume tests (README GAN's extragradient and
-    per-player Adams, per-player, first-order family, lookahead) and, since 2026-11-30, by
-    second-order ones on small games (registry save/load, second-order family, the TF1
-    SymplecticOptimizer, the diagnostics callback), chosen when double-backward SGA on the
-    smoke MoG GAN was measured repeatable with it (``benchmarks/sga_repeatability.py
-    --arithmetic-off``). Not used where the step is double-backward SGA on the README's GAN,
-    GameModel's or the fault tests' GAN: on the tutorial's GAN that step was measured less
-    repeatable with the optimizer off (docs/scaling.md, "Bitwise needs a repeatable step").
+    Used by the tests that train two runs and compare them bit for bit, first- and
+    second-order alike (save / load / resume of the README's GAN, GameModel, the registry,
+    the per-player, first- and second-order families, lookahead, UnrolledGAN, the TF1
+    SymplecticOptimizer, the diagnostics callback; the fault tests' worker sets it itself).
+    The tutorial's own check runs on TensorFlow's defaults, as its readers do.
     """
     with repeatability.fixed_sum_order():
         yield

@@ -5,7 +5,9 @@ one must end where an uninterrupted run ends. Arguments: backup folder, output .
 batch-end call at which to die (-1: never), optimizer name, callback (``tfgames``: the
 atomic ``tfgames.callbacks.BackupAndRestore``; ``keras``: Keras' own). The environment
 variable ``TFGAMES_FAULT_AT=k`` kills the process at the k-th write fault point
-(:mod:`tfgames.atomic`), e.g. with the weights file half written.
+(:mod:`tfgames.atomic`), e.g. with the weights file half written. Every run trains under
+:func:`tfgames.repeatability.fixed_sum_order`, so that its steps sum in a fixed order (the
+bitwise comparison needs a repeatable step, docs/scaling.md).
 """
 
 import os
@@ -52,5 +54,6 @@ if __name__ == "__main__":
     backup = (BackupAndRestore(backup_dir) if which == "tfgames"
               else keras.callbacks.BackupAndRestore(backup_dir))
     callbacks = [backup, keras.callbacks.LambdaCallback(on_train_batch_end=maybe_die)]
-    model.fit(real_batches(4, 16), epochs=5, verbose=0, callbacks=callbacks)
+    with tfgames.repeatability.fixed_sum_order():
+        model.fit(real_batches(4, 16), epochs=5, verbose=0, callbacks=callbacks)
     np.save(out, np.concatenate([v.numpy().ravel() for v in model.trainable_variables]))

@@ -82,7 +82,7 @@ def test_callbacks_progress_bar_and_tensorboard(tiny_gan, tmp_path, capsys):
     assert events
 
 
-def test_save_load_and_resume_equals_uninterrupted(tmp_path):
+def test_save_load_and_resume_equals_uninterrupted(tmp_path, fixed_sum_order):
     def fresh():
         keras.utils.set_random_seed(1)
         return TinyGAN(seed=3)

@@ -104,9 +104,7 @@ FIT = {"batch_size": 8, "verbose": 0, "shuffle": False}
 
 # -- point 5: saving --------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
-def test_readme_gan_saves_loads_and_resumes_bitwise(kind, tmp_path, request):
-    if kind != "sga":  # first-order steps: a fixed summation order (docs/scaling.md)
-        request.getfixturevalue("fixed_sum_order")
+def test_readme_gan_saves_loads_and_resumes_bitwise(kind, tmp_path, fixed_sum_order):
     model = compiled(kind)
     checkpoint = tmp_path / "checkpoint.keras"
     model.fit(X, epochs=1, callbacks=[keras.callbacks.ModelCheckpoint(checkpoint)], **FIT)

@@ -96,7 +96,7 @@ def test_missing_private_keras_state_fails_loudly(monkeypatch):
         unrolling.unroll_variables(layer, lambda d: tf.reduce_sum(d(tf.ones((1, 2)))), 1, adam)
 
 
-def test_unrolled_gan_with_an_unroll_optimizer_saves_and_loads(tmp_path):
+def test_unrolled_gan_with_an_unroll_optimizer_saves_and_loads(tmp_path, fixed_sum_order):
     def mlp(n_in, n_out, name):
         return keras.Sequential([keras.Input((n_in,)), keras.layers.Dense(4, activation="tanh"),
                                  keras.layers.Dense(n_out)], name=name)

@@ -16,6 +16,7 @@ from tfgames.optimizers.base import (
     loss_scale_optimizer_of,
 )
 from tfgames.optimizers.per_player import PerPlayer
+from tfgames.repeatability import sum_in_order
 
 __all__ = [
     "ReplicaSeedGenerator",
@@ -62,7 +63,7 @@ def replica_sum(strategy: tf.distribute.Strategy, value) -> tf.Tensor:
     """
     if multi_worker(strategy):
         return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-    return tf.add_n([tf.identity(v) for v in strategy.experimental_local_results(value)])
+    return sum_in_order([tf.identity(v) for v in strategy.experimental_local_results(value)])
 
 
 def leading_dimension(data: Any):

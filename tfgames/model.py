@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.trainers import compile_utils  # MetricsList: see _DirectionsView
 
-from tfgames import _divergence, _train_function
+from tfgames import _divergence, _train_function, repeatability
 from tfgames._model_config import (
     BASE_CONFIG_KEYS,
     accepts,
@@ -540,12 +540,15 @@ class GameModel(keras.Model):
     check_finite: bool = True
 
     def make_train_function(self, force: bool = False):
-        if self.check_finite != getattr(self, "_train_function_checks", None):
+        # Traced again when the check or the summation order (repeatability.fixed_sum_order,
+        # which applies to gradients traced inside it) differs from the traced function's.
+        key = (bool(self.check_finite), repeatability._sum_order_fixed())
+        if key != getattr(self, "_train_function_key", None):
             force = True
         if force or self.train_function is None:
             super().make_train_function(force=True)
             self.train_function = _train_function.train_function(self, self.train_function)
-        self._train_function_checks = self.check_finite
+        self._train_function_key = key
         if self.check_finite:
             _divergence.divergence_record(self).assign(_divergence.CLEAN_RECORD)
         return self.train_function

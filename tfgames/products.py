@@ -59,6 +59,8 @@ from tensorflow.compiler.tf2xla.python import xla as _xla
 from tensorflow.python.framework import op_callbacks as _op_callbacks
 from tensorflow.python.framework import op_def_registry as _op_def_registry
 
+from tfgames.repeatability import sum_in_order
+
 __all__ = [
     "GameProducts",
     "HVP_MODES",
@@ -400,7 +402,7 @@ def _float32_or_wider(x) -> tf.Tensor:
 
 def dot(xs: Sequence[tf.Tensor], ys: Sequence[tf.Tensor]) -> tf.Tensor:
     """<x, y> = sum_k sum(x_k * y_k) over two aligned lists of tensors, in float32 or wider."""
-    return tf.add_n([
+    return sum_in_order([
         tf.reduce_sum(_float32_or_wider(x) * _float32_or_wider(y)) for x, y in zip(xs, ys)
     ])
 
@@ -411,7 +413,7 @@ def norm(xs: Sequence[tf.Tensor]) -> tf.Tensor:
     One fused ``L2Loss`` op per tensor (l2_loss(x) = sum(x^2) / 2) rather than a square and a
     sum: the tensor is read once and no temporary of its size is written.
     """
-    return tf.sqrt(2.0 * tf.add_n([tf.nn.l2_loss(_float32_or_wider(x)) for x in xs]))
+    return tf.sqrt(2.0 * sum_in_order([tf.nn.l2_loss(_float32_or_wider(x)) for x in xs]))
 
 
 def _player_gradients(
@@ -791,7 +793,7 @@ def player_vjps(loss_fn: LossFn, players: Mapping[str, Sequence],
                     tf.reduce_sum(g * tf.stop_gradient(tf.cast(cotangent[k], g.dtype)))
                     for g, k in zip(grads, keep)
                 )
-            total = tf.add_n(terms) if terms else None  # recorded by the outer tape
+            total = sum_in_order(terms) if terms else None  # recorded by the outer tape
         if total is None:
             return None
         return outer.gradient(total, own, unconnected_gradients="zero")

@@ -1,57 +1,53 @@
 """Bitwise repeatable steps on the CPU: the summation order of TensorFlow's ``AddN``.
 
-A sum of three or more tensors in a TensorFlow graph is one ``AddN`` node (``tf.GradientTape``
-adds up the contributions to a gradient with it). TensorFlow's CPU kernel
-(``AddNOp::Compute``, ``tensorflow/core/kernels/aggregate_ops.h``) writes the sum into the
-buffer of the first input that no other op still holds and, when that is input r >= 2, swaps
-inputs 0 and r before adding left to right:
+A sum of three or more tensors in a TensorFlow graph is one ``AddN`` node: ``tf.GradientTape``
+adds up the contributions to one gradient with it, and Grappler's arithmetic optimizer merges
+chains of additions into it. TensorFlow's CPU kernel (``AddNOp::Compute``,
+``tensorflow/core/kernels/aggregate_ops.h``) writes the sum into the buffer of the first input
+that no other op still holds and, when that is input r >= 2, swaps inputs 0 and r before
+adding left to right:
 
     (x_0 + x_1) + x_2   becomes   (x_2 + x_1) + x_0,
 
-which can differ in the last bit. Whether an input is still held depends on whether its other
-consumers have already run, that is on thread scheduling, so one graph can give two results
-(``benchmarks/addn_order.py`` shows it without tfgames). Grappler's arithmetic optimizer merges
-equal subexpressions (the same loss term of two players, the products H xi shares with
-H^T xi), which gives such inputs their second consumer; with it off, the steps of every lab
-optimizer have no such node (``benchmarks/order_dependent_sums.py``).
+which can differ in the last bit. Whether an input is still held depends on thread
+scheduling, so one graph can give two results (``benchmarks/addn_order.py`` shows it without
+tfgames).
 
-This is one cause of run-to-run differences, not the only one. Measured with
-``python benchmarks/sga_repeatability.py --gan tutorial`` (12 repeats of one epoch from one
-saved state, 2 fresh models, TF 2.21, 2-core CPU, 2026-12-01): the double-backward SGA step of
-the tutorial's GAN has no such node with the arithmetic optimizer off and still ended in 3
-and 4 distinct states (with it on: 1 and 1); forward mode, 1 and 1 with it on, 1 and 2 with
-it off; extragradient 1 in every case; ``jit_compile=True`` (XLA, which does not use this
-kernel) 1 in every case, on or off. The tutorial fits on a NumPy array, which Keras feeds
-through its own ``tf.data`` pipeline; with the same batches fed as
-``tf.data.Dataset.from_tensor_slices(x).batch(64)`` (``--plain-data``), the double-backward
-step with the arithmetic optimizer off ended in 1 and 1 states (docs/scaling.md, "Bitwise
-needs a repeatable step"). Hence: :func:`fixed_sum_order` for first-order steps,
-``jit_compile=True`` where a second-order step must repeat bit for bit.
+Which sums are exposed cannot be read off the graph. Grappler's merges give inputs a second
+consumer (the lab's extragradient step: CI saw one weight one bit apart, 2026-11-30). But the
+tutorial's double-backward SGA step, with the arithmetic optimizer off, also ended in 3 to 5
+distinct states in 12 repeats of one epoch from one saved state, while no input of any of its
+sums had a second consumer in the executed graph (``python benchmarks/sga_repeatability.py
+--gan tutorial --arithmetic-off``, TF 2.21, 2-core CPU, 2026-12-01). The tape's sums were the
+cause: adding the contributions left to right instead made 16 of 16 repeats agree, twice
+(unchanged: 4 distinct states, twice), and doing so only for the sums with a ``Tile`` input
+(the second derivative of a bias addition) did as well. What holds their buffers was not
+identified; Keras' NumPy input pipeline, running beside the step, was needed to show it.
+Hence:
 
-- :func:`fixed_sum_order` switches the arithmetic optimizer off while a block runs: the
-  functions called inside it run graphs optimized without it, so their sums have a fixed
-  order (at the cost of the subexpressions it would merge, which are then computed where
-  they occur). Measured on first-order steps; it made double-backward steps less repeatable
-  (above).
-- :func:`order_dependent_sums` lists the executed ``AddN`` nodes whose order can change, in
-  the graphs :func:`executed_graphs` returns.
+- :func:`fixed_sum_order` makes the tape add left to right, two at a time, and switches the
+  arithmetic optimizer off, so that the steps traced and run inside it have no such sum;
+- :func:`sum_in_order` is that sum, for sums in your own code;
+- :func:`order_dependent_sums` lists every executed ``AddN`` of three or more inputs.
 
 XLA (``jit_compile=True``) does not use this kernel. ``tf.config.experimental.
 enable_op_determinism()`` does not cover it (docs/migration.md, "Repeatability").
 
-Example: ``exp(x)`` computed twice is merged into one tensor with two consumers, one of them a
-three-term sum; with the arithmetic optimizer off it is computed twice and the sum's order is
-fixed.
+Example: x contributes three times to the gradient of exp(x) sin(x) cos(x); traced inside
+the block, the contributions are added two at a time.
 
 >>> import tensorflow as tf
 >>> from tfgames import repeatability
 >>> def make_step():
 ...     @tf.function
 ...     def step(x):
-...         return tf.add_n([tf.exp(x), tf.sin(x), tf.cos(x)]), tf.exp(x)
+...         with tf.GradientTape() as tape:
+...             tape.watch(x)
+...             y = tf.reduce_sum(tf.exp(x) * tf.sin(x) * tf.cos(x))
+...         return tape.gradient(y, x)
 ...     return lambda: step(tf.constant([1.0, 2.0]))
->>> repeatability.order_dependent_sums(make_step())
-['AddN']
+>>> len(repeatability.order_dependent_sums(make_step()))
+1
 >>> with repeatability.fixed_sum_order():
 ...     repeatability.order_dependent_sums(make_step())
 []
@@ -59,44 +55,121 @@ fixed.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator, Sequence
 
 import tensorflow as tf
 
-__all__ = ["executed_graphs", "fixed_sum_order", "order_dependent_sums"]
+__all__ = ["executed_graphs", "fixed_sum_order", "order_dependent_sums", "sum_in_order"]
 
 _OPTION = "arithmetic_optimization"
+# Nesting depth of fixed_sum_order blocks: the tape's aggregation is switched at the outermost.
+_DEPTH = [0]
+
+
+def sum_in_order(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    """(...((t_0 + t_1) + t_2) + ...) + t_{n-1}: a sum in a fixed order, two terms at a time.
+
+    ``tf.add_n(tensors)`` computes the same sum as one ``AddN`` node, whose CPU kernel may
+    reorder it (module docstring); a sum of two is the same in either order. Grappler's
+    arithmetic optimizer merges such a chain back into one ``AddN``, so the order is fixed
+    under :func:`fixed_sum_order`.
+
+    Args:
+        tensors: one or more tensors of one dtype and broadcast-compatible shapes.
+
+    Returns:
+        Their sum, added left to right.
+
+    Raises:
+        ValueError: ``tensors`` is empty.
+    """
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("sum_in_order: needs at least one tensor to add. Received an empty "
+                         "sequence; pass the tensors to sum.")
+    total = tensors[0]
+    for tensor in tensors[1:]:
+        total = tf.math.add(total, tensor)
+    return total
+
+
+def _tape_internals():
+    """TensorFlow's registered gradient-tape vector space and its registration function, or a
+    clear error where this TensorFlow has neither (they are not public API).
+    """
+    try:
+        from tensorflow.python import pywrap_tfe
+        from tensorflow.python.eager import backprop
+
+        vspace, register = backprop._default_vspace, pywrap_tfe.TFE_Py_RegisterVSpace
+        vspace._replace  # noqa: B018 - a namedtuple, as in TF 2.x
+    except (ImportError, AttributeError) as error:
+        raise RuntimeError(
+            "fixed_sum_order: cannot set the order in which tf.GradientTape adds gradient "
+            f"contributions in TensorFlow {tf.__version__} (tensorflow.python.eager.backprop."
+            "_default_vspace or pywrap_tfe.TFE_Py_RegisterVSpace is missing). Nothing was "
+            "changed. Compile with jit_compile=True (XLA) for repeatable steps instead."
+        ) from error
+    return vspace, register
+
+
+def _aggregate_in_order(default: Callable, gradients: list) -> tf.Tensor:
+    """The tape's sum of the contributions to one gradient: dense ones left to right
+    (:func:`sum_in_order`) from three on, anything else as TensorFlow does.
+    """
+    if len(gradients) > 2 and all(isinstance(g, tf.Tensor) for g in gradients):
+        return sum_in_order(gradients)
+    return default(gradients)
+
+
+def _sum_order_fixed() -> bool:
+    """Whether a :func:`fixed_sum_order` block is active: gradients traced now are summed in
+    order (``GameModel`` traces its train function again when this changes).
+    """
+    return _DEPTH[0] > 0
 
 
 @contextlib.contextmanager
 def fixed_sum_order() -> Iterator[None]:
-    """Grappler's arithmetic optimizer off while the block runs, restored afterwards.
+    """Every sum of three or more gradient contributions in a fixed order while the block runs.
 
-    TensorFlow optimizes a function (``tf.function``, Keras' train function) for the setting
-    in force when it is called, once per setting: calls made inside the block run the graph
-    optimized without the arithmetic optimizer, calls of the same function after the block
-    the graph optimized with it. The setting is process-wide while the block runs.
+    Two settings, both restored when the outermost block ends:
 
-    Use it as ``with fixed_sum_order(): model.fit(...)`` or as a function decorator
-    (``@fixed_sum_order()``); the module docstring has an example.
+    - ``tf.GradientTape`` (and with it ``tf.autodiff.ForwardAccumulator``) adds the
+      contributions to one gradient left to right, two at a time (:func:`sum_in_order`),
+      instead of in one ``AddN``. This applies to gradients computed or traced inside the
+      block: a ``tf.function`` traced inside it, such as Keras' train function on the first
+      ``fit`` in the block; ``tfgames.GameModel`` traces its train function again when the
+      setting differs from the one it was traced under.
+    - Grappler's arithmetic optimizer is off, which otherwise merges such chains back into one
+      ``AddN`` and merges equal subexpressions. TensorFlow optimizes a function for the
+      setting in force when it is called, once per setting; the setting is process-wide while
+      the block runs.
+
+    A ``tf.add_n`` of three or more tensors written in your own code stays one ``AddN``: use
+    :func:`sum_in_order` there. Use it as ``with fixed_sum_order(): model.fit(...)`` or as a
+    function decorator (``@fixed_sum_order()``); the module docstring has an example.
+
+    Raises:
+        RuntimeError: this TensorFlow does not expose the tape's aggregation (checked before
+            anything is changed).
     """
+    vspace, register = _tape_internals()
     before = tf.config.optimizer.get_experimental_options().get(_OPTION)
     tf.config.optimizer.set_experimental_options({_OPTION: False})
+    if _DEPTH[0] == 0:
+        register(vspace._replace(
+            aggregate_fn=functools.partial(_aggregate_in_order, vspace.aggregate_fn)))
+    _DEPTH[0] += 1
     try:
         yield
     finally:
+        _DEPTH[0] -= 1
+        if _DEPTH[0] == 0:
+            register(vspace)
         tf.config.optimizer.set_experimental_options({_OPTION: True if before is None else before})
-
-
-# Ops whose output is their input's buffer: such an output is held while the input is.
-_ALIASING = frozenset({"BitCast", "EnsureShape", "ExpandDims", "Identity", "PreventGradient",
-                       "Reshape", "Squeeze", "StopGradient"})
-
-
-def _tensor_name(name: str) -> str:
-    return name[:-2] if name.endswith(":0") else name
 
 
 def executed_graphs(run: Callable[[], object]) -> list[tf.compat.v1.GraphDef]:
@@ -123,17 +196,16 @@ def executed_graphs(run: Callable[[], object]) -> list[tf.compat.v1.GraphDef]:
 
 
 def order_dependent_sums(run: Callable[[], object]) -> list[str]:
-    """The ``AddN`` nodes, executed by ``run()``, whose summation order can change from run to run.
+    """The sums of three or more tensors (``AddN`` nodes) that ``run()`` executes: the sums
+    whose order TensorFlow's CPU kernel may change from run to run.
 
     Calls ``run()`` once and inspects the graphs TensorFlow executes for it
-    (:func:`executed_graphs`). A node is listed when
-    it sums three or more tensors and the buffer of one of them can also be held by another
-    op: the tensor, or a tensor whose buffer it aliases (``Identity``, ``Reshape``, ...), has
-    another consumer. Whether that
-    buffer is still held when the sum runs then depends on scheduling, and with it the order
-    (module docstring). The test is conservative for this cause (a listed node may in fact
-    always run in one order), and it models no other: an empty list does not prove a step
-    repeatable (the module docstring has a measured counterexample).
+    (:func:`executed_graphs`). Every ``AddN`` (and ``AccumulateNV2``) node with three or more
+    inputs is listed: whether the kernel reorders one depends on which of its input buffers
+    are still held when it runs, and that was measured to change even where no input has
+    another consumer in the graph (module docstring), so no node is ruled out. A sum of two
+    is the same in either order. An empty list means no sum of this kernel runs; other
+    kernels are not modelled.
 
     Args:
         run: runs the step(s) to check, for example ``lambda: model.fit(x, epochs=1)``
@@ -151,23 +223,6 @@ def order_dependent_sums(run: Callable[[], object]) -> list[str]:
             "order_dependent_sums: run() executed no TensorFlow operation, so there is no "
             "graph to check. Received a run() that computed nothing in TensorFlow; pass one "
             "that calls the tf.function or the fit to check.")
-    return sorted(set().union(*map(_order_dependent_in, graphs)))
-
-
-def _order_dependent_in(graph: tf.compat.v1.GraphDef) -> set[str]:
-    """The listed ``AddN`` nodes of one executed graph (see :func:`order_dependent_sums`)."""
-    producers = {node.name: node for node in graph.node}
-    consumers = collections.Counter(
-        _tensor_name(i) for node in graph.node for i in node.input if not i.startswith("^"))
-
-    def shared(tensor: str) -> bool:
-        while consumers[tensor] <= 1:
-            producer = producers.get(tensor)
-            if producer is None or producer.op not in _ALIASING:
-                return False
-            tensor = _tensor_name(producer.input[0])
-        return True
-
-    return {node.name for node in graph.node if node.op == "AddN" and len(
-        inputs := [_tensor_name(i) for i in node.input if not i.startswith("^")]) >= 3
-        and any(map(shared, inputs))}
+    return sorted({node.name for graph in graphs for node in graph.node
+                   if node.op in ("AddN", "AccumulateNV2")
+                   and sum(not i.startswith("^") for i in node.input) >= 3})

@@ -3,7 +3,7 @@
 :func:`train_with_snapshots` trains :class:`~tfgames.lab.experiments.gan.MLPGAN` on a dummy
 step data set, taking a snapshot (evaluation losses and generated samples on fixed noise)
 before training and at regular steps, with a progress bar over all steps, and with
-``checkpoint_dir`` resumes an interrupted run exactly. First-order optimizers train under
+``checkpoint_dir`` resumes an interrupted run exactly. Every optimizer trains under
 :func:`tfgames.repeatability.fixed_sum_order` (see :func:`train_with_snapshots`).
 
 The pieces it is built from live beside it: the GAN and the run sizes in
@@ -14,7 +14,6 @@ The pieces it is built from live beside it: the GAN and the run sizes in
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -77,19 +76,6 @@ def _evaluate(model: MLPGAN, x_real: tf.Tensor, z: tf.Tensor, n_batches: int
     return (float(np.mean(d_losses)), float(np.mean(g_losses))), samples.numpy()
 
 
-#: Modules of the optimizers whose step uses curvature (Hessian-vector products). Their
-#: double-backward steps were measured less repeatable with Grappler's arithmetic optimizer
-#: off (``python benchmarks/sga_repeatability.py --gan tutorial --arithmetic-off``), so the
-#: lab trains them with it on.
-CURVATURE_MODULES = frozenset({"cgd", "consensus", "hamiltonian", "lead", "lss",
-                               "opponent_shaping", "sga"})
-
-
-def uses_curvature(optimizer: keras.optimizers.Optimizer) -> bool:
-    """Whether ``optimizer`` is a second-order tfgames optimizer (:data:`CURVATURE_MODULES`)."""
-    return type(optimizer).__module__.rsplit(".", 1)[-1] in CURVATURE_MODULES
-
-
 def train_with_snapshots(
     optimizer: keras.optimizers.Optimizer,
     config: GanConfig,
@@ -103,13 +89,12 @@ def train_with_snapshots(
     """Train :class:`MLPGAN` with ``optimizer`` for ``config.steps`` steps, with snapshots.
 
     Seeds Keras (``keras.utils.set_random_seed(seed)``), so that runs with the same seed start
-    from the same weights whatever the optimizer. First-order optimizers train with
-    Grappler's arithmetic optimizer off (:func:`tfgames.repeatability.fixed_sum_order`): with
-    it on, the ``AddN`` nodes of their steps can sum in an order that depends on thread
-    scheduling, and two runs of the same settings could differ in the last bit, and then
-    diverge (an interrupted extragradient run once resumed one bit apart in CI). The
-    second-order ones (:func:`uses_curvature`) train with it on, as measured more repeatable
-    for them (docs/scaling.md). Snapshots are taken at
+    from the same weights whatever the optimizer. Every optimizer trains under
+    :func:`tfgames.repeatability.fixed_sum_order` (the gradient tape's sums added in a fixed
+    order, Grappler's arithmetic optimizer off): otherwise the ``AddN`` nodes of a step can
+    sum in an order that depends on thread scheduling, and two runs of the same settings could
+    differ in the last bit, and then diverge (an interrupted extragradient run once resumed
+    one bit apart in CI; docs/scaling.md). Snapshots are taken at
     ``config.snapshot_steps()`` (step 0 is before the first update; step k after k updates)
     on evaluation data drawn once: ``eval_batches`` batches of real samples and of z, the
     same for every snapshot (the seed's ``ztest``). Training runs in ``fit`` calls of
@@ -140,9 +125,7 @@ def train_with_snapshots(
     Raises:
         ValueError: ``checkpoint_dir`` holds the checkpoints of a different run.
     """
-    order = (contextlib.nullcontext() if uses_curvature(optimizer)
-             else repeatability.fixed_sum_order())
-    with order:
+    with repeatability.fixed_sum_order():
         return _train(optimizer, config, seed=seed, on_snapshot=on_snapshot, verbose=verbose,
                       jit_compile=jit_compile, checkpoint_dir=checkpoint_dir)
 
