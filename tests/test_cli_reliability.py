@@ -109,12 +109,19 @@ class Quadratic(tfgames.GameModel):
 
 
 def test_run_a_users_game_over_seeds_and_summarize(tmp_path, capsys, monkeypatch):
+    from tfgames import repeatability
+
     (tmp_path / "my_quadratic_game.py").write_text(USER_GAME)
     monkeypatch.chdir(tmp_path)
+    entered = []  # each run trains under fixed_sum_order, as the lab's experiments do
+    original = repeatability.fixed_sum_order
+    monkeypatch.setattr(repeatability, "fixed_sum_order",
+                        lambda: entered.append(1) or original())
     out = tmp_path / "user"
     assert main(["run", "my_quadratic_game:Quadratic", "--config", '{"a": 0.5}',
                  "--optimizers", "sgd,sga", "--steps", "3", "--seeds", "0", "1",
                  "--learning-rate", "0.1", "--out", str(out), "--quiet"]) == 0
+    assert len(entered) == 4  # 2 optimizers x 2 seeds
     finals = []
     for seed in (0, 1):
         saved = json.loads((out / f"seed-{seed}" / "metrics.json").read_text())

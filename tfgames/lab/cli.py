@@ -231,12 +231,13 @@ def run_user_game(spec: str, out: Path, *, optimizers: Sequence[str] | None, ste
     """Train ``module:Class`` (a GameModel subclass built with ``Class(**config)``) with each
     optimizer for ``steps`` steps and write ``metrics.json`` (the final logs and every step's
     logs). The game draws its data in the step (:func:`tfgames.datasets.step_dataset`) unless
-    it has a ``dataset()`` method returning a ``tf.data.Dataset``.
+    it has a ``dataset()`` method returning a ``tf.data.Dataset``. Trains under
+    :func:`tfgames.repeatability.fixed_sum_order`, as the lab's experiments do.
     """
     cls = _user_game_class(spec)
     import keras
 
-    from tfgames import datasets
+    from tfgames import datasets, repeatability
     from tfgames.lab.experiments import registry
     from tfgames.lab.experiments.runner import RunRecord
 
@@ -256,7 +257,8 @@ def run_user_game(spec: str, out: Path, *, optimizers: Sequence[str] | None, ste
         entry = {"optimizer": name, "seed": seed, "status": "running"}
         record.data["runs"][name] = entry
         record.save()
-        history = model.fit(data, epochs=1, steps_per_epoch=steps, verbose=verbose)
+        with repeatability.fixed_sum_order():  # as the lab trains every optimizer
+            history = model.fit(data, epochs=1, steps_per_epoch=steps, verbose=verbose)
         entry["final"] = {k: float(v[-1]) for k, v in history.history.items()}
         entry["status"] = "done"
         record.save()
