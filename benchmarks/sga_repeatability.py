@@ -64,6 +64,8 @@ def main() -> None:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     if args.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    arithmetic_before = tf.config.optimizer.get_experimental_options().get(
+        "arithmetic_optimization")
     if args.arithmetic_off:
         tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
@@ -143,6 +145,8 @@ def main() -> None:
     finally:
         for process in load:
             process.kill()
+        tf.config.optimizer.set_experimental_options(  # as found (None: on, TF's default)
+            {"arithmetic_optimization": arithmetic_before is not False})
 
 
 if __name__ == "__main__":
